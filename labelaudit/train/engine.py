@@ -6,7 +6,6 @@ teacher (eq. 6), re-estimate the teacher's BN statistics, validate, checkpoint a
 """
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
@@ -136,7 +135,9 @@ class Trainer:
             from model import load_pretrained_backbone
 
             load_pretrained_backbone(net.backbone, m.pretrained)
-        self.teacher_template = copy.deepcopy(net)  # plain ABN: the teacher is never synced
+        # The teacher keeps plain ABN (never synchronised): rank 0 re-estimates its BN alone.
+        self.ensemble = SelfEnsemble(net)
+        self.ensemble.teacher.to(self.device)
         if self.dist.enabled:
             net = convert_sync_abn(net)
         net.to(self.device)
@@ -149,7 +150,6 @@ class Trainer:
         self.optimizer = torch.optim.SGD(
             self.student.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
         self.criterion = DMLCSRLoss(LossWeights(edge_width=s.edge_width))
-        self.ensemble = SelfEnsemble()
         self.teacher: torch.nn.Module | None = None
         self.start_epoch = 0
         self.history: list[dict[str, Any]] = []
@@ -162,22 +162,14 @@ class Trainer:
         _unwrap(self.student).load_state_dict(state["student"])
         self.optimizer.load_state_dict(state["optimizer"])
         if state.get("teacher") is not None:
-            self.teacher = self._make_teacher(state["teacher"])
-            self.ensemble.load_state_dict(state["ensemble"])
-            self.ensemble.attach(self.teacher)
+            self.ensemble.load_state_dict({"num_snapshots": state["ensemble"]["num_snapshots"],
+                                           "teacher": state["teacher"]})
+            self.teacher = self.ensemble.teacher
         self.start_epoch = int(state["epoch"])
         self.history = list(state.get("history", []))
         self.best = dict(state.get("best", {}))
         torch.set_rng_state(state["rng"]["torch"])
         log.info("resumed %s at epoch %d", self.run_dir, self.start_epoch)
-
-    def _make_teacher(self, weights: dict[str, torch.Tensor]) -> torch.nn.Module:
-        t = copy.deepcopy(self.teacher_template)
-        t.load_state_dict(weights)
-        t.to(self.device).eval()
-        for p in t.parameters():
-            p.requires_grad_(False)
-        return t
 
     def _state(self, epoch_done: int) -> dict[str, Any]:
         return {
@@ -186,7 +178,7 @@ class Trainer:
             "epoch": epoch_done,
             "student": _unwrap(self.student).state_dict(),
             "teacher": None if self.teacher is None else self.teacher.state_dict(),
-            "ensemble": self.ensemble.state_dict(),
+            "ensemble": {"num_snapshots": self.ensemble.num_snapshots},
             "optimizer": self.optimizer.state_dict(),
             "rng": {"torch": torch.get_rng_state()},
             "history": self.history,
@@ -208,7 +200,7 @@ class Trainer:
         self.sampler.set_epoch(epoch)
         self.train_set.set_epoch(epoch)
         self.student.train()
-        cycles_done = self.ensemble.count
+        cycles_done = self.ensemble.num_snapshots
         sums: dict[str, float] = {}
         n_images = 0
         t0 = time.perf_counter()
@@ -261,21 +253,16 @@ class Trainer:
         """Eq. 6: fold the student into the running mean, re-estimate BN, broadcast."""
         from model.ensemble import reestimate_bn
 
-        student = _unwrap(self.student)
-        if self.teacher is None:
-            self.teacher = self._make_teacher(self.teacher_template.state_dict())
-            self.ensemble.attach(self.teacher)
-        self.ensemble.update(student)
+        self.ensemble.update(_unwrap(self.student))
+        self.teacher = self.ensemble.teacher
         if self.dist.is_master:
             loader = DataLoader(self.bn_subset, batch_size=self.cfg.schedule.batch_size,
                                 shuffle=False, num_workers=self.cfg.data.workers,
                                 collate_fn=self.collate)
-            reestimate_bn(self.teacher, loader, self.device,
-                          forward_fn=lambda mdl, b: mdl(b["image"].to(self.device)),
-                          max_batches=self.cfg.schedule.bn_batches)
+            reestimate_bn(self.teacher, loader, self.device, max_batches=self.cfg.schedule.bn_batches)
         D.broadcast_module(self.teacher, self.dist)
         self.teacher.eval()
-        log.info("epoch %d: teacher updated from %d snapshot(s)", epoch + 1, self.ensemble.count)
+        log.info("epoch %d: teacher updated from %d snapshot(s)", epoch + 1, self.ensemble.num_snapshots)
 
     # ----------------------------------------------------------------- run
     def fit(self) -> TrainResult:

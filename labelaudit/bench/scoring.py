@@ -1,0 +1,160 @@
+"""Detection-quality measures against known noise: image, region and pixel level.
+
+Everything streams: image scores are one float per image, pixel AP is computed from score
+histograms, so memory does not grow with the number of pixels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+NOISE_TYPES = {1: "flip", 2: "drop", 3: "boundary", 4: "blob"}
+
+
+def average_precision(scores: np.ndarray, positive: np.ndarray) -> float:
+    """AP = mean precision at the rank of each positive (scores high = positive). NaN if no positive."""
+    scores = np.asarray(scores, np.float64)
+    positive = np.asarray(positive, bool)
+    if positive.sum() == 0:
+        return float("nan")
+    order = np.argsort(-scores, kind="stable")
+    hits = positive[order]
+    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float(precision[hits].mean())
+
+
+def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Probability that a random positive outscores a random negative (ties count half)."""
+    scores = np.asarray(scores, np.float64)
+    positive = np.asarray(positive, bool)
+    n_pos, n_neg = positive.sum(), (~positive).sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = _average_ranks(scores)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _average_ranks(x: np.ndarray) -> np.ndarray:
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x), np.float64)
+    sx = x[order]
+    i = 0
+    while i < len(x):
+        j = i
+        while j + 1 < len(x) and sx[j + 1] == sx[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def precision_at_k(scores: np.ndarray, positive: np.ndarray, k: int | None = None) -> float:
+    """Fraction of positives among the k highest scores (k = number of positives by default)."""
+    positive = np.asarray(positive, bool)
+    k = int(positive.sum()) if k is None else k
+    if k == 0:
+        return float("nan")
+    top = np.argsort(-np.asarray(scores, np.float64), kind="stable")[:k]
+    return float(positive[top].mean())
+
+
+class PixelAP:
+    """Streaming pixel-level AP from a fixed-bin histogram of scores in [0, 1]."""
+
+    def __init__(self, bins: int = 4096) -> None:
+        self.bins = bins
+        self.pos = np.zeros(bins, np.int64)
+        self.neg = np.zeros(bins, np.int64)
+
+    def update(self, scores: np.ndarray, positive: np.ndarray, valid: np.ndarray | None = None) -> None:
+        s = np.clip(np.asarray(scores, np.float64), 0, 1)
+        b = np.minimum((s * self.bins).astype(np.int64), self.bins - 1)
+        positive = np.asarray(positive, bool)
+        if valid is not None:
+            b, positive = b[valid], positive[valid]
+        self.pos += np.bincount(b[positive].ravel(), minlength=self.bins)
+        self.neg += np.bincount(b[~positive].ravel(), minlength=self.bins)
+
+    def value(self) -> float:
+        """AP with all pixels of one bin treated as one threshold step (highest bin first)."""
+        tp = np.cumsum(self.pos[::-1])
+        fp = np.cumsum(self.neg[::-1])
+        total = tp[-1]
+        if total == 0:
+            return float("nan")
+        precision = tp / np.maximum(tp + fp, 1)
+        recall_step = self.pos[::-1] / total
+        return float((precision * recall_step).sum())
+
+
+@dataclass
+class MaskCounts:
+    """Pixel-level confusion of a flagged mask against the true noisy pixels."""
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    def update(self, flagged: np.ndarray, truth: np.ndarray) -> None:
+        self.tp += int((flagged & truth).sum())
+        self.fp += int((flagged & ~truth).sum())
+        self.fn += int((~flagged & truth).sum())
+
+    def prf(self) -> tuple[float, float, float]:
+        p = self.tp / (self.tp + self.fp) if self.tp + self.fp else float("nan")
+        r = self.tp / (self.tp + self.fn) if self.tp + self.fn else float("nan")
+        f = 2 * p * r / (p + r) if (p + r) and not np.isnan(p + r) else float("nan")
+        return p, r, f
+
+
+def true_regions(noise_type_map: np.ndarray) -> list[tuple[np.ndarray, str]]:
+    """Connected corrupted regions (bool mask, noise type) from a per-pixel type map (0 = clean)."""
+    out = []
+    for code, name in NOISE_TYPES.items():
+        m = (noise_type_map == code).astype(np.uint8)
+        if not m.any():
+            continue
+        n, comp = cv2.connectedComponents(m, connectivity=8)
+        for r in range(1, n):
+            out.append((comp == r, name))
+    return out
+
+
+@dataclass
+class RegionCounts:
+    """Region-level matching: a finding is correct when IoU >= iou with a true corrupted region."""
+
+    iou: float = 0.3
+    n_found: int = 0
+    n_found_correct: int = 0
+    true_total: dict[str, int] = field(default_factory=dict)
+    true_matched: dict[str, int] = field(default_factory=dict)
+
+    def update(self, found: list[np.ndarray], truth: list[tuple[np.ndarray, str]]) -> None:
+        matched = [False] * len(truth)
+        for f in found:
+            self.n_found += 1
+            best, best_j = 0.0, -1
+            for j, (t, _) in enumerate(truth):
+                inter = int((f & t).sum())
+                if inter == 0:
+                    continue
+                iou = inter / int((f | t).sum())
+                if iou > best:
+                    best, best_j = iou, j
+            if best >= self.iou:
+                self.n_found_correct += 1
+                matched[best_j] = True
+        for (t, kind), hit in zip(truth, matched):
+            self.true_total[kind] = self.true_total.get(kind, 0) + 1
+            self.true_matched[kind] = self.true_matched.get(kind, 0) + int(hit)
+
+    def precision(self) -> float:
+        return self.n_found_correct / self.n_found if self.n_found else float("nan")
+
+    def recall(self, kind: str | None = None) -> float:
+        kinds = [kind] if kind else list(self.true_total)
+        total = sum(self.true_total.get(k, 0) for k in kinds)
+        return sum(self.true_matched.get(k, 0) for k in kinds) / total if total else float("nan")

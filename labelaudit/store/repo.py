@@ -1,0 +1,529 @@
+"""What the scan, review and export code call to read and write the findings store.
+
+Every function takes an open ``Session`` (from ``Store.session()``). Each WRITE function is one
+transaction: it commits on success and rolls back (then re-raises) on error, so a crash between
+two calls loses at most the call in flight. Returned ORM objects stay usable after the commit.
+Rows deleted or changed by another session are not refreshed in this one's objects: re-query.
+
+Score directions: ``ImageScore.label_quality`` LOW = worst label; ``Finding.score`` (suspicion)
+HIGH = most likely a label error.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import platform
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, joinedload
+
+from .db import json_dumps
+from .models import (
+    DECISION_SOURCES, FINDING_KINDS, RUN_KINDS, RUN_STATUSES, VERDICTS, Dataset, Decision, Export,
+    Finding, Image, ImageScore, Run, utcnow,
+)
+from .records import ConfusionPair, FindingRecord, ImageResult, ImageRow, finding_fingerprint
+from .rle import encode_mask
+
+log = logging.getLogger(__name__)
+
+CARRY_MIN_IOU = 0.5
+"""Region IoU at or above which a rescan's finding counts as the same as a decided one."""
+
+_IN_CHUNK = 500  # ids per IN (...) clause; far below every backend's bound-parameter limit
+
+T = TypeVar("T")
+
+
+def _chunks(items: Sequence[T], n: int = _IN_CHUNK) -> Iterator[Sequence[T]]:
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
+
+
+@contextmanager
+def _transaction(session: Session) -> Iterator[None]:
+    """One write transaction; on SQLite it takes the write lock up front (BEGIN IMMEDIATE).
+
+    A deferred SQLite transaction that read first fails at once with "database is locked" if
+    another process (a review sync during a scan) wrote meanwhile; an immediate one waits for
+    the busy timeout instead. Whatever the session already holds is committed first.
+    """
+    if session.in_transaction():
+        session.commit()  # also ends a read snapshot a previous query left open
+    session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def _check_choice(what: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{what} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _check_unit(what: str, value: float) -> float:
+    value = float(value)
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"{what} must be a finite number in [0, 1]; got {value!r}")
+    return value
+
+
+def _as_utc(t: datetime) -> datetime:
+    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+
+
+# --------------------------------------------------------------------------- datasets, images
+
+
+def get_or_create_dataset(
+    session: Session, kind: str, root: str | Path, class_names: Sequence[str],
+    merge_order: Sequence[str] | None = None,
+) -> Dataset:
+    """The dataset row for (kind, resolved root, merge order), created on first use.
+
+    Raises ValueError if that dataset is already stored with different class names.
+    """
+    root_s = str(Path(root).expanduser().resolve())
+    names, order = list(class_names), (list(merge_order) if merge_order is not None else None)
+    with _transaction(session):
+        for ds in session.scalars(
+                select(Dataset).where(Dataset.kind == kind, Dataset.root == root_s)
+                .order_by(Dataset.id)):
+            if ds.merge_order == order:
+                if list(ds.class_names) != names:
+                    raise ValueError(
+                        f"dataset {kind} at {root_s} is stored with classes {ds.class_names}, "
+                        f"not {names}")
+                return ds
+        ds = Dataset(kind=kind, root=root_s, num_classes=len(names), class_names=names,
+                     merge_order=order)
+        session.add(ds)
+    log.info("new dataset %s at %s (id %d)", kind, root_s, ds.id)
+    return ds
+
+
+def upsert_images(session: Session, dataset: Dataset, rows: Sequence[ImageRow]) -> dict[str, int]:
+    """Insert new images, update changed ones; returns {image_relpath: image id} for ``rows``.
+
+    An image is identified by (dataset, split, image_relpath); its label path, sha256 and size
+    are updated when they change (width/height only when given).
+    """
+    seen: set[str] = set()
+    for r in rows:
+        if r.image_relpath in seen:
+            raise ValueError(f"upsert_images: {r.image_relpath!r} appears twice in one call")
+        seen.add(r.image_relpath)
+    out: dict[str, int] = {}
+    with _transaction(session):
+        for chunk in _chunks(list(rows)):
+            existing = {
+                (im.split, im.image_relpath): im for im in session.scalars(select(Image).where(
+                    Image.dataset_id == dataset.id,
+                    Image.image_relpath.in_([r.image_relpath for r in chunk])))}
+            new: list[tuple[str, Image]] = []
+            for r in chunk:
+                im = existing.get((r.split, r.image_relpath))
+                if im is None:
+                    im = Image(dataset_id=dataset.id, split=r.split, image_relpath=r.image_relpath,
+                               label_relpath=r.label_relpath, label_sha256=r.label_sha256,
+                               width=r.width, height=r.height)
+                    session.add(im)
+                    new.append((r.image_relpath, im))
+                    continue
+                if r.label_sha256 is not None and im.label_sha256 not in (None, r.label_sha256):
+                    log.info("label of %s changed since it was indexed", r.image_relpath)
+                im.label_relpath = r.label_relpath
+                if r.label_sha256 is not None:
+                    im.label_sha256 = r.label_sha256
+                if r.width is not None:
+                    im.width = r.width
+                if r.height is not None:
+                    im.height = r.height
+                out[r.image_relpath] = im.id
+            session.flush()
+            out.update((rel, im.id) for rel, im in new)
+    return out
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def _versions() -> dict[str, str | None]:
+    def version(dist: str) -> str | None:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    # importlib.metadata, not `import torch`: recording a run must not cost a torch import.
+    return {"python": platform.python_version(), "torch": version("torch"),
+            "labelaudit": version("labelaudit")}
+
+
+def start_run(
+    session: Session, kind: str, dataset: Dataset | None, config: dict[str, Any],
+    seed: int | None, checkpoint: str | Path | None = None, parent: Run | None = None,
+    versions: dict[str, Any] | None = None,
+) -> Run:
+    """Record the start of a train / scan / export run (status "running").
+
+    ``config`` is the resolved config, kept as JSON (Paths become text, in memory as in the
+    DB); ``versions`` defaults to the python / torch / labelaudit versions installed.
+    """
+    _check_choice("run kind", kind, RUN_KINDS)
+    run = Run(kind=kind, dataset_id=dataset.id if dataset is not None else None,
+              config=json.loads(json_dumps(config)),
+              checkpoint=str(checkpoint) if checkpoint is not None else None,
+              status="running", seed=seed,
+              versions=versions if versions is not None else _versions(),
+              started_at=utcnow(), parent_run_id=parent.id if parent is not None else None)
+    with _transaction(session):
+        session.add(run)
+    log.info("started %s run %d", kind, run.id)
+    return run
+
+
+def finish_run(session: Session, run: Run, status: str = "done") -> Run:
+    """Close a run with status done / failed / interrupted and the finish time."""
+    _check_choice("final run status", status, tuple(s for s in RUN_STATUSES if s != "running"))
+    with _transaction(session):
+        session.add(run)  # re-attach if it was loaded by an earlier (closed) session
+        run.status, run.finished_at = status, utcnow()
+    log.info("%s run %d %s", run.kind, run.id, status)
+    return run
+
+
+def latest_run(
+    session: Session, kind: str, *, dataset: Dataset | None = None, status: str | None = None,
+) -> Run | None:
+    """The most recently started run of ``kind`` (optionally of one dataset / with one status)."""
+    q = select(Run).where(Run.kind == kind)
+    if dataset is not None:
+        q = q.where(Run.dataset_id == dataset.id)
+    if status is not None:
+        q = q.where(Run.status == status)
+    return session.scalars(q.order_by(Run.started_at.desc(), Run.id.desc()).limit(1)).first()
+
+
+# --------------------------------------------------------------------------- scan results
+
+
+def _finding_row(run: Run, image_id: int, rec: FindingRecord) -> Finding:
+    _check_choice("finding kind", rec.kind, FINDING_KINDS)
+    x, y, w, h = (int(v) for v in rec.bbox)
+    if w <= 0 or h <= 0 or x < 0 or y < 0:
+        raise ValueError(f"image {image_id}: finding bbox {rec.bbox} is empty or negative")
+    if int(rec.area) < 0:
+        raise ValueError(f"image {image_id}: finding area {rec.area} < 0")
+    rle = None
+    if rec.mask is not None:
+        mask = np.asarray(rec.mask).astype(bool, copy=False)
+        if mask.shape != (h, w):  # a full-frame mask: keep only the bbox
+            if mask.ndim != 2 or mask.shape[0] < y + h or mask.shape[1] < x + w:
+                raise ValueError(f"image {image_id}: finding mask {mask.shape} is neither the "
+                                 f"bbox size {(h, w)} nor a frame containing bbox {rec.bbox}")
+            mask = mask[y:y + h, x:x + w]
+        rle = encode_mask(mask)
+    return Finding(
+        run_id=run.id, image_id=image_id, given_class=int(rec.given),
+        suggested_class=int(rec.suggested), kind=rec.kind,
+        score=_check_unit(f"image {image_id}: finding score", rec.score), area=int(rec.area),
+        bbox_x=x, bbox_y=y, bbox_w=w, bbox_h=h, mask_rle=rle, mask_path=rec.mask_path,
+        fingerprint=finding_fingerprint(image_id, rec.given, rec.suggested, (x, y, w, h)))
+
+
+def write_scan_batch(
+    session: Session, run: Run, batch: Sequence[ImageResult], *, carry: bool = True,
+) -> int:
+    """Store a batch of scan results in ONE transaction; returns how many images were new.
+
+    Idempotent: images this run already scored are skipped whole (score and findings), so a
+    resumed scan can rewrite a batch without duplicates. With ``carry``, decisions made on the
+    same findings in earlier runs are inherited by the new findings (see ``carry_decisions``).
+    """
+    if run.kind != "scan":
+        raise ValueError(f"write_scan_batch needs a scan run; run {run.id} is a {run.kind} run")
+    ids = [int(r.image_id) for r in batch]
+    if len(set(ids)) != len(ids):
+        raise ValueError("write_scan_batch: the same image appears twice in one batch")
+    with _transaction(session):
+        done = set()
+        for chunk in _chunks(ids):
+            done.update(session.scalars(select(ImageScore.image_id).where(
+                ImageScore.run_id == run.id, ImageScore.image_id.in_(chunk))))
+        new_findings: list[Finding] = []
+        n_new = 0
+        for res in batch:
+            if res.image_id in done:
+                continue
+            mean_conf = (None if res.mean_self_confidence is None else
+                         _check_unit(f"image {res.image_id}: mean_self_confidence",
+                                     res.mean_self_confidence))
+            session.add(ImageScore(
+                run_id=run.id, image_id=res.image_id,
+                label_quality=_check_unit(f"image {res.image_id}: label_quality",
+                                          res.label_quality),
+                n_findings=len(res.findings), n_suspect_pixels=int(res.n_suspect_pixels),
+                mean_self_confidence=mean_conf))
+            rows = [_finding_row(run, res.image_id, f) for f in res.findings]
+            session.add_all(rows)
+            new_findings.extend(rows)
+            n_new += 1
+        session.flush()
+        if carry and new_findings:
+            _carry(session, run, new_findings, old_run_id=None)
+    if n_new < len(batch):
+        log.debug("run %d: %d of %d images already scored, skipped", run.id,
+                  len(batch) - n_new, len(batch))
+    return n_new
+
+
+def scored_image_ids(session: Session, run: Run) -> set[int]:
+    """Ids of the images this run has already scored (a resumed scan skips them)."""
+    return set(session.scalars(select(ImageScore.image_id).where(ImageScore.run_id == run.id)))
+
+
+def top_images(session: Session, run: Run, n: int) -> list[ImageScore]:
+    """The ``n`` worst-labelled images of a run (lowest label_quality first), ``.image`` loaded."""
+    return list(session.scalars(
+        select(ImageScore).options(joinedload(ImageScore.image))
+        .where(ImageScore.run_id == run.id)
+        .order_by(ImageScore.label_quality.asc(), ImageScore.image_id.asc()).limit(n)))
+
+
+def findings_for_image(session: Session, run: Run, image_id: int) -> list[Finding]:
+    """One image's findings in a run, most suspicious first."""
+    return list(session.scalars(
+        select(Finding).where(Finding.run_id == run.id, Finding.image_id == image_id)
+        .order_by(Finding.score.desc(), Finding.id.asc())))
+
+
+def iter_findings(
+    session: Session, run: Run, min_score: float | None = None, *, batch_size: int = 1000,
+) -> Iterator[Finding]:
+    """Stream a run's findings, most suspicious first, fetching ``batch_size`` rows at a time.
+
+    Write (record decisions) through another session while iterating: a write commits.
+    """
+    q = select(Finding).where(Finding.run_id == run.id)
+    if min_score is not None:
+        q = q.where(Finding.score >= min_score)
+    q = q.order_by(Finding.score.desc(), Finding.id.asc()).execution_options(yield_per=batch_size)
+    yield from session.scalars(q)
+
+
+def confusion_pairs(session: Session, run: Run) -> list[ConfusionPair]:
+    """(given, suggested, number of findings, pixels) per class pair, most frequent first."""
+    n = func.count(Finding.id)
+    px = func.coalesce(func.sum(Finding.area), 0)
+    rows = session.execute(
+        select(Finding.given_class, Finding.suggested_class, n, px)
+        .where(Finding.run_id == run.id)
+        .group_by(Finding.given_class, Finding.suggested_class)
+        .order_by(n.desc(), px.desc(), Finding.given_class, Finding.suggested_class))
+    return [ConfusionPair(int(g), int(s), int(c), int(p)) for g, s, c, p in rows]
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+@dataclass
+class RunDecisions:
+    """The decision in force (latest) per finding of a run and per image the run scored."""
+
+    findings: dict[int, Decision]
+    images: dict[int, Decision]
+
+
+def _latest_key(d: Decision) -> tuple[datetime, int]:
+    return (_as_utc(d.decided_at), d.id)
+
+
+def record_decision(
+    session: Session, *, finding_id: int | None = None, image_id: int | None = None,
+    verdict: str, source: str, note: str | None = None, decided_at: datetime | None = None,
+) -> Decision:
+    """Record a verdict (accept / reject / relabel) on ONE finding or ONE whole image.
+
+    Decisions are never overwritten: the latest per target is the one in force.
+    """
+    _check_choice("verdict", verdict, VERDICTS)
+    _check_choice("decision source", source, DECISION_SOURCES)
+    if (finding_id is None) == (image_id is None):
+        raise ValueError("record_decision needs exactly one of finding_id or image_id")
+    with _transaction(session):
+        fingerprint = None
+        if finding_id is not None:
+            finding = session.get(Finding, finding_id)
+            if finding is None:
+                raise ValueError(f"record_decision: no finding with id {finding_id}")
+            fingerprint = finding.fingerprint
+        elif session.get(Image, image_id) is None:
+            raise ValueError(f"record_decision: no image with id {image_id}")
+        d = Decision(finding_id=finding_id, image_id=image_id, verdict=verdict, source=source,
+                     note=note, fingerprint=fingerprint,
+                     decided_at=_as_utc(decided_at) if decided_at is not None else utcnow())
+        session.add(d)
+    return d
+
+
+def decisions_for_run(session: Session, run: Run) -> RunDecisions:
+    """Decisions in force for a run: latest per finding of the run, latest per scored image."""
+    by_finding: dict[int, Decision] = {}
+    for d in session.scalars(
+            select(Decision).join(Finding, Decision.finding_id == Finding.id)
+            .where(Finding.run_id == run.id).order_by(Decision.decided_at, Decision.id)):
+        by_finding[d.finding_id] = d  # type: ignore[index]  # later rows win
+    by_image: dict[int, Decision] = {}
+    scored = select(ImageScore.image_id).where(ImageScore.run_id == run.id)
+    for d in session.scalars(
+            select(Decision).where(Decision.image_id.in_(scored))
+            .order_by(Decision.decided_at, Decision.id)):
+        by_image[d.image_id] = d  # type: ignore[index]
+    return RunDecisions(by_finding, by_image)
+
+
+def region_iou(a: Finding, b: Finding) -> float:
+    """IoU of two findings' regions (their RLE masks; their bboxes when either has no RLE)."""
+    ax0, ay0, aw, ah = a.bbox
+    bx0, by0, bw, bh = b.bbox
+    x0, y0 = min(ax0, bx0), min(ay0, by0)
+    x1, y1 = max(ax0 + aw, bx0 + bw), max(ay0 + ah, by0 + bh)
+    if min(ax0 + aw, bx0 + bw) <= max(ax0, bx0) or min(ay0 + ah, by0 + bh) <= max(ay0, by0):
+        return 0.0  # bboxes do not overlap
+    ma, mb = a.mask(), b.mask()
+    if ma is None or mb is None:
+        ma, mb = np.ones((ah, aw), bool), np.ones((bh, bw), bool)
+    fa = np.zeros((y1 - y0, x1 - x0), bool)
+    fb = np.zeros_like(fa)
+    fa[ay0 - y0:ay0 - y0 + ah, ax0 - x0:ax0 - x0 + aw] = ma
+    fb[by0 - y0:by0 - y0 + bh, bx0 - x0:bx0 - x0 + bw] = mb
+    union = int(np.count_nonzero(fa | fb))
+    return int(np.count_nonzero(fa & fb)) / union if union else 0.0
+
+
+def _carry(session: Session, new_run: Run, new_findings: Sequence[Finding],
+           old_run_id: int | None) -> int:
+    """Give each new finding the latest decision on a matching decided finding (no commit).
+
+    Match: same fingerprint, else same image + given + suggested class with region IoU >=
+    ``CARRY_MIN_IOU``. Source decisions come from ``old_run_id``, or from every other run (and
+    from decisions whose finding was deleted, by fingerprint) when it is None.
+    """
+    carried = 0
+    for chunk in _chunks(list(new_findings)):
+        fps = {f.fingerprint for f in chunk if f.fingerprint is not None}
+        images = {f.image_id for f in chunk}
+        q = (select(Decision, Finding).outerjoin(Finding, Decision.finding_id == Finding.id)
+             .where(Decision.image_id.is_(None),
+                    or_(Decision.fingerprint.in_(fps), Finding.image_id.in_(images))))
+        if old_run_id is not None:
+            q = q.where(Finding.run_id == old_run_id)
+        else:
+            q = q.where(or_(Finding.id.is_(None), Finding.run_id != new_run.id))
+        # populate_existing: rows may have changed under this session's identity map (a DB
+        # cascade set finding_id NULL, another process decided) since they were loaded
+        sources = session.execute(q.execution_options(populate_existing=True)).all()
+        if not sources:
+            continue
+        by_fp: dict[str, list[Decision]] = {}
+        by_pair: dict[tuple[int, int, int], list[tuple[Decision, Finding]]] = {}
+        for d, old in sources:
+            if d.fingerprint is not None:
+                by_fp.setdefault(d.fingerprint, []).append(d)
+            if old is not None:
+                key = (old.image_id, old.given_class, old.suggested_class)
+                by_pair.setdefault(key, []).append((d, old))
+        own: dict[int, list[Decision]] = {}
+        for d in session.scalars(select(Decision).where(
+                Decision.finding_id.in_([f.id for f in chunk]))):
+            own.setdefault(d.finding_id, []).append(d)  # type: ignore[arg-type]
+        iou_cache: dict[tuple[int, int], float] = {}
+        for f in chunk:
+            matches = list(by_fp.get(f.fingerprint or "", []))
+            if not matches:
+                for d, old in by_pair.get((f.image_id, f.given_class, f.suggested_class), []):
+                    key = (f.id, old.id)
+                    if key not in iou_cache:
+                        iou_cache[key] = region_iou(f, old)
+                    if iou_cache[key] >= CARRY_MIN_IOU:
+                        matches.append(d)
+            if not matches:
+                continue
+            src = max(matches, key=_latest_key)
+            mine = own.get(f.id, [])
+            if any(d.carried_from_id == src.id or _latest_key(d) >= _latest_key(src)
+                   for d in mine):
+                continue  # already inherited, or decided afresh since
+            copy = Decision(finding_id=f.id, verdict=src.verdict, source=src.source,
+                            note=src.note, decided_at=src.decided_at,
+                            fingerprint=f.fingerprint, carried_from_id=src.id)
+            session.add(copy)
+            own.setdefault(f.id, []).append(copy)
+            carried += 1
+        session.flush()
+    if carried:
+        log.info("run %d: %d findings inherited a decision", new_run.id, carried)
+    return carried
+
+
+def carry_decisions(session: Session, old_run: Run | None, new_run: Run) -> int:
+    """Let ``new_run``'s findings inherit decisions made on the same findings of ``old_run``.
+
+    ``old_run`` None = from every other run. Returns the number of decisions carried. Safe to
+    repeat (a decision is inherited once); the latest decision still wins afterwards.
+    ``write_scan_batch`` already does this at write time; call it again after reviewing an old
+    run further.
+    """
+    ids = list(session.scalars(select(Finding.id).where(Finding.run_id == new_run.id)
+                               .order_by(Finding.id)))
+    total = 0
+    with _transaction(session):
+        for chunk in _chunks(ids):
+            found = session.scalars(select(Finding).where(Finding.id.in_(chunk))).all()
+            total += _carry(session, new_run, found,
+                            old_run_id=old_run.id if old_run is not None else None)
+    return total
+
+
+# --------------------------------------------------------------------------- exports
+
+
+def record_export(
+    session: Session, run: Run, *, out_dir: str | Path, policy: str, n_images_changed: int,
+    n_pixels_changed: int, manifest_sha256: str,
+) -> Export:
+    """Record a corrected label tree written from the decisions on scan run ``run``."""
+    ex = Export(run_id=run.id, out_dir=str(out_dir), policy=policy,
+                n_images_changed=int(n_images_changed), n_pixels_changed=int(n_pixels_changed),
+                manifest_sha256=manifest_sha256, created_at=utcnow())
+    with _transaction(session):
+        session.add(ex)
+    return ex
+
+
+def exports_for_run(session: Session, run: Run) -> list[Export]:
+    """Exports made from a scan run, oldest first."""
+    return list(session.scalars(select(Export).where(Export.run_id == run.id)
+                                .order_by(Export.created_at, Export.id)))
+
+
+__all__ = [
+    "CARRY_MIN_IOU", "RunDecisions", "carry_decisions", "confusion_pairs", "decisions_for_run",
+    "exports_for_run", "finding_fingerprint", "findings_for_image", "finish_run",
+    "get_or_create_dataset", "iter_findings", "latest_run", "record_decision", "record_export",
+    "region_iou", "scored_image_ids", "start_run", "top_images", "upsert_images",
+    "write_scan_batch",
+]

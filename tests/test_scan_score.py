@@ -1,0 +1,101 @@
+"""Pixel/region/image scoring on hand-made masks with planted errors."""
+import cv2
+import numpy as np
+import pytest
+
+from labelaudit.scan.score import ConfidenceStats, ScanParams, audit_image, self_confidence
+
+C = 11
+
+
+def face(size=96, shift=0):
+    lab = np.zeros((size, size), np.uint8)
+    cv2.circle(lab, (48 + shift, 48), 34, 1, -1)  # skin
+    cv2.circle(lab, (34, 40), 6, 4, -1)  # l_eye
+    cv2.circle(lab, (62, 40), 6, 5, -1)  # r_eye
+    cv2.rectangle(lab, (44, 46), (52, 60), 6, -1)  # nose
+    return lab
+
+
+def teacher(clean, conf=0.9):
+    """Probabilities that put `conf` on the clean class, the rest spread evenly."""
+    p = np.full((C,) + clean.shape, (1 - conf) / (C - 1), np.float32)
+    np.put_along_axis(p, clean[None].astype(np.int64), conf, axis=0)
+    return p
+
+
+def thresholds_for(pairs):
+    st = ConfidenceStats(C)
+    for probs, lab in pairs:
+        st.update(probs, lab)
+    return st.thresholds()
+
+
+def test_self_confidence_ignores_255():
+    lab = np.array([[0, 1], [255, 1]], np.uint8)
+    p = np.zeros((2, 2, 2), np.float32)
+    p[0] = [[0.8, 0.3], [0.5, 0.1]]
+    p[1] = 1 - p[0]
+    q = self_confidence(p, lab)
+    np.testing.assert_allclose(q, [[0.8, 0.7], [1.0, 0.9]])
+
+
+def test_planted_flip_ranks_first_and_is_a_flip():
+    clean = face()
+    flipped = clean.copy()
+    flipped[clean == 4], flipped[clean == 5] = 5, 4
+    images = [(teacher(clean), clean)] * 5 + [(teacher(clean), flipped)] + [(teacher(face(shift=2)), face(shift=2))] * 3
+    th = thresholds_for(images)
+    audits = [audit_image(p, l, th) for p, l in images]
+    order = np.argsort([a.label_quality for a in audits])
+    assert order[0] == 5
+    bad = audits[5]
+    assert bad.label_quality < 0.5
+    kinds = {(r.given, r.suggested, r.kind) for r in bad.regions}
+    assert kinds == {(4, 5, "flip"), (5, 4, "flip")}
+    for a in (audits[i] for i in range(9) if i != 5):
+        assert a.regions == [] and a.label_quality == 1.0
+
+
+def test_thin_boundary_disagreement_is_not_a_finding_but_a_thick_shift_is():
+    clean = face()
+    thin = face(shift=1)  # skin edge moved by one pixel
+    thick = clean.copy()
+    grown = cv2.dilate((clean == 1).astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    thick[grown & (clean == 0)] = 1  # skin bleeds 4 px into background
+    th = thresholds_for([(teacher(clean), clean)])
+    assert audit_image(teacher(clean), thin, th).regions == []
+    regions = audit_image(teacher(clean), thick, th).regions
+    assert regions and all(r.kind == "boundary" and (r.given, r.suggested) == (1, 0) for r in regions)
+
+
+def test_missing_and_spurious_parts():
+    clean = face()
+    dropped = clean.copy()
+    dropped[clean == 6] = 1  # nose left unlabelled (painted as skin)
+    spurious = clean.copy()
+    cv2.circle(spurious, (48, 75), 5, 10, -1)  # a hair blob on the chin
+    th = thresholds_for([(teacher(clean), clean)])
+    (r,) = audit_image(teacher(clean), dropped, th).regions
+    assert (r.given, r.suggested, r.kind) == (1, 6, "missing")
+    assert r.area == int((clean == 6).sum())
+    x, y, w, h = r.bbox
+    assert (x, y, w, h) == (44, 46, 9, 15) and r.mask.shape == (15, 9)
+    (s,) = audit_image(teacher(clean), spurious, th).regions
+    assert (s.given, s.suggested, s.kind) == (10, 1, "spurious")
+
+
+def test_unconfident_teacher_flags_nothing():
+    clean = face()
+    flipped = clean.copy()
+    flipped[clean == 4] = 5
+    probs = teacher(clean, conf=0.4)  # right but unsure: below the 0.5 floor
+    th = thresholds_for([(teacher(clean), clean)])
+    assert audit_image(probs, flipped, th).regions == []
+
+
+def test_heatmap_is_one_minus_confidence():
+    clean = face()
+    a = audit_image(teacher(clean), clean, np.full(C, 0.5), ScanParams(), with_heatmap=True)
+    assert a.suspicion.dtype == np.uint8
+    assert a.suspicion.max() == round(0.1 * 255)
