@@ -10,6 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from labelaudit.data.classes import ClassSet
+
 
 def parsing_logits(model: torch.nn.Module, image: torch.Tensor) -> torch.Tensor:
     """(N, C, h, w) parsing logits of a training (tuple output) or inference model."""
@@ -18,16 +20,16 @@ def parsing_logits(model: torch.nn.Module, image: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_batch_probs(model: torch.nn.Module, batch: dict[str, Any], device: torch.device, *,
-                        amp: bool = False, flip_tta: bool = False,
-                        flip_permutation: np.ndarray | None = None) -> list[np.ndarray]:
+def predict_batch_probs(model: torch.nn.Module, batch: dict[str, Any], device: torch.device,
+                        classes: ClassSet, *, amp: bool = False, flip_tta: bool = False
+                        ) -> list[np.ndarray]:
     """Softmax probabilities per image, (C, H, W) float32 at the original label size.
 
     The network's stride-4 logits are upsampled to the input size (bilinear, align_corners),
     averaged with the horizontally flipped pass when `flip_tta` (its left/right channels swapped
-    back through `flip_permutation`), then warped back through the inverse letterbox warp.
+    back through the class set's flip permutation), then warped back through the inverse letterbox warp.
     """
-    from labelaudit.data.dataset import batch_warp_params
+    from labelaudit.data.dataset import params_from_batch
     from labelaudit.data.warp import warp_back
 
     image = batch["image"].to(device)
@@ -41,21 +43,20 @@ def predict_batch_probs(model: torch.nn.Module, batch: dict[str, Any], device: t
         with ctx:
             flipped = parsing_logits(model, image.flip(-1)).float()
         fp = F.interpolate(flipped, size=size, mode="bilinear", align_corners=True).softmax(1).flip(-1)
-        if flip_permutation is not None:
-            fp = fp[:, torch.as_tensor(flip_permutation, device=fp.device)]
+        fp = fp[:, torch.as_tensor(classes.flip_permutation(), device=fp.device)]
         probs = 0.5 * (probs + fp)
     probs_np = probs.cpu().numpy()
-    return [warp_back(probs_np[i], p).astype(np.float32, copy=False)
-            for i, p in enumerate(batch_warp_params(batch))]
+    return [warp_back(probs_np[i], params_from_batch(batch, i), classes).astype(np.float32, copy=False)
+            for i in range(len(probs_np))]
 
 
-def iter_predictions(model: torch.nn.Module, loader, device: torch.device, **kw
+def iter_predictions(model: torch.nn.Module, loader, device: torch.device, classes: ClassSet, **kw
                      ) -> Iterator[tuple[dict[str, Any], list[np.ndarray]]]:
     """Yields (batch, per-image probabilities) for every batch of `loader`, model in eval mode."""
     was_training = model.training
     model.eval()
     try:
         for batch in loader:
-            yield batch, predict_batch_probs(model, batch, device, **kw)
+            yield batch, predict_batch_probs(model, batch, device, classes, **kw)
     finally:
         model.train(was_training)

@@ -40,6 +40,16 @@ class DataConfig:
     workers: int = 0
     on_bad: str = "raise"
 
+    def open_source(self, on_bad: str | None = None):
+        """The dataset these settings describe (merge order only where the layout has parts)."""
+        from labelaudit.data import detect_layout, open_source
+
+        options: dict[str, Any] = {"on_bad": on_bad or self.on_bad}
+        kind = self.dataset
+        if kind == "celebamask" or (kind == "synthetic" and detect_layout(self.root) == "celebamask"):
+            options["merge_order"] = self.merge_order
+        return open_source(kind, self.root, **options)
+
 
 @dataclass
 class ScheduleConfig:

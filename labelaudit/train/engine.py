@@ -68,7 +68,7 @@ class Trainer:
         from model.ensemble import SelfEnsemble
         from model.losses import DMLCSRLoss, LossWeights
 
-        from labelaudit.data import FaceParsingDataset, open_source
+        from labelaudit.data import FaceParsingDataset
 
         self.cfg = cfg
         self.run_dir = Path(run_dir)
@@ -95,7 +95,7 @@ class Trainer:
         self.device = self.dist.device
         self.use_amp = cfg.amp and self.device.type == "cuda"
         d = cfg.data
-        self.source = open_source(d.dataset, d.root, on_bad=d.on_bad, merge_order=d.merge_order)
+        self.source = d.open_source()
         self.classes = self.source.classes
         common = dict(size=d.size, channel_order=d.channel_order, seed=cfg.seed, on_bad=d.on_bad,
                       labels_dir=d.labels)
@@ -154,6 +154,7 @@ class Trainer:
         self.start_epoch = 0
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {}
+        self.calibration: dict[str, list] | None = None
         if state is not None:
             self._restore(state)
 
@@ -168,6 +169,7 @@ class Trainer:
         self.start_epoch = int(state["epoch"])
         self.history = list(state.get("history", []))
         self.best = dict(state.get("best", {}))
+        self.calibration = state.get("calibration")
         torch.set_rng_state(state["rng"]["torch"])
         log.info("resumed %s at epoch %d", self.run_dir, self.start_epoch)
 
@@ -179,6 +181,7 @@ class Trainer:
             "student": _unwrap(self.student).state_dict(),
             "teacher": None if self.teacher is None else self.teacher.state_dict(),
             "ensemble": {"num_snapshots": self.ensemble.num_snapshots},
+            "calibration": self.calibration,
             "optimizer": self.optimizer.state_dict(),
             "rng": {"torch": torch.get_rng_state()},
             "history": self.history,
@@ -242,11 +245,17 @@ class Trainer:
         out["images_per_s"] = n_images * self.dist.world_size / max(seconds, 1e-9)
         return out
 
-    def _validate(self, model: torch.nn.Module) -> dict[str, float]:
+    def _validate(self, model: torch.nn.Module, calibrate: bool = False) -> dict[str, float]:
+        """Val scores; with `calibrate`, also keep the per-class thresholds the scan will use."""
+        from labelaudit.scan.score import ConfidenceStats
         from labelaudit.train.evaluate import evaluate
 
+        stats = ConfidenceStats(self.classes.num_classes) if calibrate else None
         scores = evaluate(_unwrap(model), self.val_set, self.device,
-                          batch_size=self.cfg.schedule.batch_size, amp=self.use_amp)
+                          batch_size=self.cfg.schedule.batch_size, amp=self.use_amp, confidence=stats)
+        if stats is not None:
+            self.calibration = {"class_confidence_sum": stats.sum.tolist(),
+                                "class_pixel_count": stats.count.tolist()}
         return scores.as_dict()
 
     def _update_teacher(self, epoch: int) -> None:
@@ -283,8 +292,8 @@ class Trainer:
                 record.update({f"val/student/{k}": v for k, v in self._validate(self.student).items()
                                if "/" not in k})
                 if self.teacher is not None and is_cycle_end(s, epoch):
-                    record.update({f"val/teacher/{k}": v for k, v in self._validate(self.teacher).items()
-                                   if "/" not in k})
+                    record.update({f"val/teacher/{k}": v for k, v in
+                                   self._validate(self.teacher, calibrate=True).items() if "/" not in k})
                 self._track_best(epoch, record)
                 if epoch + 1 == s.csr_start:
                     save_checkpoint({"student": _unwrap(self.student).state_dict(),

@@ -26,13 +26,13 @@ def fold_assignment(n: int, k: int, seed: int) -> np.ndarray:
 def train_folds(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True,
                 on_epoch: Callable[[dict[str, Any]], None] | None = None) -> list:
     """Train cfg.folds runs into run_dir/fold-<k>; run_dir/folds.json maps images to folds."""
-    from labelaudit.data import FaceParsingDataset, open_source
+    from labelaudit.data import FaceParsingDataset
     from labelaudit.train import distributed as D
     from labelaudit.train.engine import CHECKPOINT, Trainer
 
     run_dir = Path(run_dir)
     d = cfg.data
-    source = open_source(d.dataset, d.root, on_bad=d.on_bad, merge_order=d.merge_order)
+    source = d.open_source()
     n = len(FaceParsingDataset(source, "train", size=d.size, on_bad=d.on_bad, labels_dir=d.labels))
     folds = fold_assignment(n, cfg.folds, cfg.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
