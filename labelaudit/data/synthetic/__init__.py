@@ -21,9 +21,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from labelaudit.data.synthetic.baseline import colour_only_baseline_f1
-from labelaudit.data.synthetic.draw import part_mask, render_image, render_label, sample_face
+from labelaudit.data.synthetic.draw import part_mask, render_image, render_label
+from labelaudit.data.synthetic.face import sample_face
 from labelaudit.data.synthetic.noise import (
-    NOISE_CODES, NOISE_TYPES, NoiseEvent, inject_noise,
+    NOISE_CODES, NOISE_TYPES, inject_noise,
 )
 from labelaudit.data.synthetic.writers import SPLITS, WRITERS, Sample, write_index_png
 
@@ -76,7 +77,8 @@ def _check(format, n, size, noise_rate, noise_types, splits) -> None:
         raise ValueError(f"noise_rate must be in [0, 1], got {noise_rate}")
     bad = [t for t in noise_types if t not in NOISE_TYPES]
     if bad or (noise_rate > 0 and not noise_types):
-        raise ValueError(f"noise_types must be a non-empty subset of {NOISE_TYPES}, got {noise_types}")
+        raise ValueError(
+            f"noise_types must be a non-empty subset of {NOISE_TYPES}, got {noise_types}")
     if len(splits) != 3 or min(splits) < 0 or abs(sum(splits) - 1) > 1e-6:
         raise ValueError(f"splits must be 3 non-negative fractions summing to 1, got {splits}")
 
@@ -125,7 +127,8 @@ def generate(
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise FileExistsError(f"{out} is not empty (pass overwrite=True to replace a generated set)")
+            raise FileExistsError(
+                f"{out} is not empty (pass overwrite=True to replace a generated set)")
         if not (out / MANIFEST).exists():
             raise FileExistsError(f"{out} has no {MANIFEST}: refusing to replace a folder this "
                                   "generator did not write")

@@ -149,7 +149,8 @@ def _propose_blob(label, cs, rng):
         n = 14
         rad = r * (1 + 0.35 * rng.uniform(-1, 1, n))
         t = 2 * np.pi * np.arange(n) / n + rng.uniform(0, 1)
-        poly = np.stack([xs[j] + rad * np.cos(t), ys[j] + rad * np.sin(t) * rng.uniform(0.6, 1.4)], 1)
+        squash = rng.uniform(0.6, 1.4)
+        poly = np.stack([xs[j] + rad * np.cos(t), ys[j] + squash * rad * np.sin(t)], 1)
         mask = np.zeros_like(label)
         cv2.fillPoly(mask, [np.round(poly * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
         out = label.copy()

@@ -153,7 +153,8 @@ class CelebaMaskWriter(Writer):
             if pid == eye_g and mask.any() and s.glasses is not None:
                 mask = mask | (s.glasses & (s.label > eye_g))
             if mask.any():
-                imwrite(folder / f"{s.index:05d}_{part}.png", np.where(mask, 255, 0).astype(np.uint8))
+                imwrite(folder / f"{s.index:05d}_{part}.png",
+                        np.where(mask, 255, 0).astype(np.uint8))
 
     def finish(self) -> None:
         rank = {sp: 0 for sp in SPLITS}
@@ -169,23 +170,6 @@ class CelebaMaskWriter(Writer):
             "".join(line + "\n" for _, line in sorted(partition)))
 
 
-WRITERS: dict[str, type[Writer]] = {w.format: w for w in (LapaWriter, CelebaMaskWriter, HelenWriter)}
+WRITERS: dict[str, type[Writer]] = {
+    w.format: w for w in (LapaWriter, CelebaMaskWriter, HelenWriter)}
 
-
-def merge_celebamask_parts(root: Path, index: int, size: int) -> np.ndarray:
-    """(size, size) uint8 label from the part masks of image `index`, official order."""
-    folder = Path(root) / "CelebAMask-HQ-mask-anno" / str(index // 2000)
-    label = np.zeros((size, size), np.uint8)
-    for pid, part in enumerate(CELEBAMASK_PARTS, 1):
-        path = folder / f"{index:05d}_{part}.png"
-        if path.exists():
-            mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-            label[mask > 127] = pid
-    return label
-
-
-def merge_helen_labels(root: Path, stem: str, num_classes: int = 11) -> np.ndarray:
-    """(H, W) uint8 argmax of `labels/<id>/<id>_lbl00..NN.png`."""
-    maps = [cv2.imread(str(Path(root) / "labels" / stem / f"{stem}_lbl{c:02d}.png"),
-                       cv2.IMREAD_GRAYSCALE) for c in range(num_classes)]
-    return np.argmax(np.stack(maps), axis=0).astype(np.uint8)

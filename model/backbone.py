@@ -1,0 +1,321 @@
+"""Deep-stem ResNet with output stride 8 (DESIGN §2), every BN an ABN, and its conv building blocks.
+
+Module names follow the common deep-stem ImageNet checkpoints (conv1, bn1, conv2, bn2, conv3,
+bn3, layer1..layer4, blocks with conv1..3, bn1..3, downsample.0/.1) so they load unchanged.
+
+Shapes for a 473x473 input: stem 237 -> maxpool 119 = C2 (layer1), 60 = C3 (layer2, s2),
+C4 (layer3, s1, dilation 1), C5 (layer4, s1, dilation 2).
+
+On CPU, the large 3x3 stride-1 convolutions (most of the paper model's 253 GMAC) run as Winograd
+convolutions through NNPACK, which ships inside torch: about 2x faster than the default oneDNN
+kernels on this project's machines, forward and input gradient. :func:`set_winograd` turns it off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+from .abn import ABNBackend, make_abn
+
+log = logging.getLogger(__name__)
+
+# depth -> (block kind, blocks per layer)
+RESNET_LAYERS: dict[int, tuple[str, tuple[int, int, int, int]]] = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+}
+
+NormFactory = Callable[[int], nn.Module]
+
+_winograd: bool | None = None  # None: decide on first use (NNPACK present and working)
+
+
+def set_winograd(enabled: bool) -> None:
+    """Use (True) or never use (False) NNPACK Winograd for CPU 3x3 convolutions.
+
+    Results differ from oneDNN's by ~1e-5 relative (Winograd rounding); the environment
+    variable ``DMLCSR_WINOGRAD=0`` also turns it off.
+    """
+    global _winograd
+    _winograd = bool(enabled) and _nnpack_works()
+
+
+def _nnpack_works() -> bool:
+    # is_available() also initialises NNPACK: without it every call fails
+    return os.environ.get("DMLCSR_WINOGRAD", "1") != "0" and torch.backends.nnpack.is_available()
+
+
+def _nnpack_conv(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """3x3, stride 1, padding 1 through NNPACK, one image at a time: its batch-1 path is the
+    Winograd one (its batched path is slower than oneDNN)."""
+    outs = [torch._nnpack_spatial_convolution(x[i : i + 1], weight, bias, [1, 1], [1, 1]) for i in range(x.shape[0])]
+    return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+
+class _WinogradConv3x3(torch.autograd.Function):
+    """conv2d(x, w, b, padding=1) with the forward and the input gradient on NNPACK.
+
+    The input gradient of a stride-1 'same' 3x3 convolution is itself one: dy convolved with the
+    flipped, transposed kernel. The weight gradient stays on oneDNN.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:  # type: ignore[override]
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(x, weight)
+        return _nnpack_conv(x, weight, bias if bias is not None else weight.new_zeros(weight.shape[0]))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy: Tensor):  # type: ignore[override]
+        x, weight = ctx.saved_tensors
+        dy = dy.contiguous()
+        dx = dw = db = None
+        if ctx.needs_input_grad[0]:
+            flipped = weight.transpose(0, 1).flip(2, 3).contiguous()
+            dx = _nnpack_conv(dy, flipped, weight.new_zeros(weight.shape[1]))
+        need_w, need_b = ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]
+        if need_w or need_b:
+            _, dw, db = torch.ops.aten.convolution_backward(
+                dy, x, weight, [weight.shape[0]] if ctx.has_bias else None,
+                [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [False, need_w, need_b],
+            )
+        return dx, dw, db
+
+
+# Measured on 2-core Zen 3 (torch 2.13): NNPACK's per-image Winograd beats oneDNN by 1.5-3x on
+# large maps with enough channels (the paper model at 473: 64->128 at 237^2, 256..2560->512 at
+# 60^2) and loses up to 3x on small maps (the CPU presets' 16^2-33^2), whatever the batch.
+_WINOGRAD_MIN_PIXELS = 48 * 48
+_WINOGRAD_MIN_WORK = 100_000_000  # in_channels * out_channels * pixels, per image
+
+
+def _winograd_pays(cin: int, cout: int, pixels: int) -> bool:
+    return pixels >= _WINOGRAD_MIN_PIXELS and cin * cout * pixels >= _WINOGRAD_MIN_WORK
+
+
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` (same arguments and state-dict keys) that runs 3x3 stride-1 convolutions
+    as Winograd on CPU (see :func:`set_winograd`); everything else goes to ``nn.Conv2d``."""
+
+    def _winograd_applies(self, x: Tensor) -> bool:
+        d = self.dilation[0]
+        return (
+            self.kernel_size == (3, 3) and self.stride == (1, 1) and self.dilation == (d, d)
+            and self.padding == (d, d) and d in (1, 2) and self.groups == 1 and self.padding_mode == "zeros"
+            and x.device.type == "cpu" and x.dtype == torch.float32 and self.weight.dtype == torch.float32
+            and x.dim() == 4 and x.is_contiguous() and (d == 1 or x.shape[-2] % 2 == x.shape[-1] % 2 == 0)
+            and _winograd_pays(self.in_channels, self.out_channels, x.shape[-2] * x.shape[-1])
+            and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling()
+        )
+
+    def _conv_forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        global _winograd
+        if _winograd is None:
+            _winograd = _nnpack_works()
+        if _winograd and self._winograd_applies(x):
+            try:
+                if self.dilation == (1, 1):
+                    return _WinogradConv3x3.apply(x, weight, bias)
+                return _dilated_as_polyphase(x, weight, bias)
+            except RuntimeError as exc:  # an NNPACK build that cannot run here: never try again
+                log.warning("NNPACK Winograd convolution failed (%s); using oneDNN from now on", exc)
+                _winograd = False
+        return super()._conv_forward(x, weight, bias)
+
+
+def _dilated_as_polyphase(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """A dilation-2 'same' 3x3 convolution (layer4) as one undilated convolution.
+
+    Output pixel (h, w) only reads input pixels of the same parity, so each of the four 2x2
+    phase grids (H/2 x W/2) is an independent padding-1 convolution. The phases are laid out
+    as a 2x2 mosaic with one zero row and column between them (the padding they share), so one
+    Winograd call with one kernel transform covers them: (N, C, H, W) -> (N, C, H+1, W+1) ->
+    conv -> drop the separator -> interleave back. Needs even H, W.
+    """
+    n, c, h, w = x.shape
+    h2, w2 = h // 2, w // 2
+    phases = x.view(n, c, h2, 2, w2, 2)
+    mosaic = x.new_zeros(n, c, h + 1, w + 1)
+    for i in range(2):
+        for j in range(2):
+            mosaic[:, :, i * (h2 + 1) : i * (h2 + 1) + h2, j * (w2 + 1) : j * (w2 + 1) + w2] = phases[:, :, :, i, :, j]
+    y = _WinogradConv3x3.apply(mosaic, weight, bias)
+    rows = [
+        torch.stack([y[:, :, r : r + h2, :w2], y[:, :, r : r + h2, w2 + 1 :]], dim=-1)  # (N, Cout, h2, w2, 2)
+        for r in (0, h2 + 1)
+    ]
+    return torch.stack(rows, dim=3).view(n, -1, h, w)  # (N, Cout, h2, 2, w2, 2) -> (N, Cout, H, W)
+
+
+def scaled(channels: int, width: float) -> int:
+    """A channel count times the width multiplier (at least 1); exact at width 1.0."""
+    return max(1, int(round(channels * width)))
+
+
+def conv3x3(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
+    return Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation, bias=False)
+
+
+def conv1x1(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
+
+
+class ConvABN(nn.Sequential):
+    """Conv2d ('same' padding, no bias unless asked) then ABN: (N, cin, H, W) -> (N, cout, H/s, W/s)."""
+
+    def __init__(
+        self, cin: int, cout: int, kernel_size: int = 1, stride: int = 1, groups: int = 1,
+        bias: bool = False, abn: ABNBackend = "auto",
+    ) -> None:
+        super().__init__()
+        self.conv = Conv2d(cin, cout, kernel_size, stride=stride, padding=kernel_size // 2, groups=groups, bias=bias)
+        self.bn = make_abn(cout, abn)
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs, each followed by ABN; ReLU after the residual addition."""
+
+    expansion = 1
+
+    def __init__(self, cin: int, planes: int, stride: int, dilation: int, downsample: nn.Module | None, norm: NormFactory) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(cin, planes, stride, dilation)
+        self.bn1 = norm(planes)
+        self.conv2 = conv3x3(planes, planes, 1, dilation)
+        self.bn2 = norm(planes)
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.bn2(self.conv2(self.bn1(self.conv1(x))))
+        # not in place: ABN keeps its output for backward
+        return torch.relu_(out + identity)
+
+
+class Bottleneck(nn.Module):
+    """1x1 -> 3x3 (stride, dilation) -> 1x1 x4, each followed by ABN; ReLU after the addition."""
+
+    expansion = 4
+
+    def __init__(self, cin: int, planes: int, stride: int, dilation: int, downsample: nn.Module | None, norm: NormFactory) -> None:
+        super().__init__()
+        self.conv1 = conv1x1(cin, planes)
+        self.bn1 = norm(planes)
+        self.conv2 = conv3x3(planes, planes, stride, dilation)
+        self.bn2 = norm(planes)
+        self.conv3 = conv1x1(planes, planes * 4)
+        self.bn3 = norm(planes * 4)
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.bn1(self.conv1(x))
+        out = self.bn2(self.conv2(out))
+        out = self.bn3(self.conv3(out))
+        return torch.relu_(out + identity)
+
+
+class ResNetBackbone(nn.Module):
+    """Deep-stem ResNet-{18,34,50,101}, output stride 8.
+
+    Args:
+        depth: 18 or 34 (basic blocks), 50 or 101 (bottlenecks).
+        width: channel multiplier (1.0 = the paper's network; 0.25-0.5 for CPU presets).
+        abn: ABN backend, see :func:`model.abn.make_abn`.
+
+    ``forward(x (N, 3, H, W))`` returns [C2, C3, C4, C5] at strides 4, 8, 8, 8 with
+    :attr:`channels` channels (256, 512, 1024, 2048 for depth 50/101 at width 1).
+    """
+
+    def __init__(self, depth: int = 101, width: float = 1.0, abn: ABNBackend = "auto") -> None:
+        super().__init__()
+        if depth not in RESNET_LAYERS:
+            raise ValueError(f"depth must be one of {sorted(RESNET_LAYERS)}, got {depth}")
+        kind, blocks = RESNET_LAYERS[depth]
+        block = Bottleneck if kind == "bottleneck" else BasicBlock
+        norm: NormFactory = lambda c: make_abn(c, abn)  # noqa: E731
+        s64, s128 = scaled(64, width), scaled(128, width)
+
+        self.conv1 = conv3x3(3, s64, stride=2)
+        self.bn1 = norm(s64)
+        self.conv2 = conv3x3(s64, s64)
+        self.bn2 = norm(s64)
+        self.conv3 = conv3x3(s64, s128)
+        self.bn3 = norm(s128)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)
+
+        self._cin = s128
+        # (planes, stride, dilation) per layer: output stride 8, dilation 2 only in layer4
+        specs = ((64, 1, 1), (128, 2, 1), (256, 1, 1), (512, 1, 2))
+        self.layer1, self.layer2, self.layer3, self.layer4 = (
+            self._make_layer(block, scaled(p, width), n, s, d, norm) for (p, s, d), n in zip(specs, blocks)
+        )
+        self.channels: tuple[int, int, int, int] = tuple(scaled(p, width) * block.expansion for p, _, _ in specs)  # type: ignore[assignment]
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def _make_layer(self, block: type[nn.Module], planes: int, n: int, stride: int, dilation: int, norm: NormFactory) -> nn.Sequential:
+        cout = planes * block.expansion
+        downsample = None
+        if stride != 1 or self._cin != cout:
+            downsample = nn.Sequential(conv1x1(self._cin, cout, stride), norm(cout))
+        layers = [block(self._cin, planes, stride, dilation, downsample, norm)]
+        layers += [block(cout, planes, 1, dilation, None, norm) for _ in range(n - 1)]
+        self._cin = cout
+        return nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        x = self.bn1(self.conv1(x))
+        x = self.bn2(self.conv2(x))
+        x = self.maxpool(self.bn3(self.conv3(x)))
+        c2 = self.layer1(x)
+        c3 = self.layer2(c2)
+        c4 = self.layer3(c3)
+        c5 = self.layer4(c4)
+        return [c2, c3, c4, c5]
+
+
+def load_pretrained_backbone(backbone: ResNetBackbone, path: str | os.PathLike[str], strict: bool = False) -> tuple[list[str], list[str]]:
+    """Load ImageNet weights for the backbone from a LOCAL file (never downloads).
+
+    Accepts a plain state dict or one wrapped as {"state_dict": ...} / {"model": ...}, with or
+    without a "module." prefix; the classifier (fc.*) is dropped. Returns (missing, unexpected)
+    key lists, which are also logged; with ``strict=True`` either being non-empty is an error.
+    Shape mismatches are always an error.
+    """
+    path = os.fspath(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unreadable, not a torch file, or pickled objects
+        raise RuntimeError(f"cannot read pretrained backbone weights from {path!r}: {exc}") from exc
+    for wrapper in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    if not isinstance(state, dict):
+        raise RuntimeError(f"{path!r} does not hold a state dict (got {type(state).__name__})")
+    state = {k.removeprefix("module."): v for k, v in state.items() if not k.removeprefix("module.").startswith("fc.")}
+    own = backbone.state_dict()
+    bad = [f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, v in state.items() if k in own and own[k].shape != v.shape]
+    if bad:
+        raise RuntimeError(f"shape mismatch loading {path!r} into the backbone (wrong depth or width?): " + "; ".join(bad[:10]))
+    result = backbone.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
+    unexpected = list(result.unexpected_keys)
+    if missing:
+        log.warning("%s: %d backbone tensors not in the file (kept at init): %s", path, len(missing), ", ".join(missing[:20]))
+    if unexpected:
+        log.warning("%s: %d tensors in the file not used by the backbone: %s", path, len(unexpected), ", ".join(unexpected[:20]))
+    if strict and (missing or unexpected):
+        raise RuntimeError(f"{path!r} does not match the backbone: missing {missing[:20]}, unexpected {unexpected[:20]}")
+    log.info("loaded backbone weights from %s (%d tensors)", path, len(state) - len(unexpected))
+    return missing, unexpected
