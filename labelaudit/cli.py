@@ -121,6 +121,88 @@ def train(
             typer.echo(f"  test mean F1, CSR teacher:      {r.test.get('mean_f1', float('nan')):.2f}")
 
 
+RunOpt = Annotated[Path, typer.Option("--run", help="Training run directory (`train --out`).")]
+DbOpt = Annotated[Optional[str], typer.Option(
+    "--db", help="SQLAlchemy URL or SQLite path of the findings store "
+                 "[default: $LABELAUDIT_DB, else labelaudit.db beside the run].")]
+
+
+def _db_url(db: Optional[str], run: Path) -> str:
+    from labelaudit.store import default_db_url
+
+    return db or default_db_url(run)
+
+
+class Teacher(str, Enum):
+    auto = "auto"
+    csr = "csr"
+    dml = "dml"
+    final = "final"
+    folds = "folds"
+
+
+@app.command()
+def scan(
+    run: RunOpt = Path("runs/latest"),
+    split: Annotated[str, typer.Option(help="Split to audit.")] = "train",
+    top: Annotated[int, typer.Option(help="Print the N worst images.")] = 20,
+    db: DbOpt = None,
+    out: Annotated[Optional[Path], typer.Option(help="Also write images.csv, findings.csv and region masks here.")] = None,
+    tta: Annotated[bool, typer.Option(help="Average with the mirrored image (left/right classes swapped).")] = False,
+    teacher: Annotated[Teacher, typer.Option(help="Which network judges the labels (auto: folds if trained, else CSR teacher).")] = Teacher.auto,
+    root: Annotated[Optional[Path], typer.Option(help="Dataset root, if it moved since training.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
+    workers: Annotated[int, typer.Option(help="Data-loading worker processes.")] = 0,
+    limit: Annotated[Optional[int], typer.Option(help="Scan only the first N images.")] = None,
+) -> None:
+    """Rank suspect pixels, regions and images of a split with the trained teacher."""
+    from labelaudit.data.errors import BadInputError
+    from labelaudit.scan import ScanOptions, run_scan, summarize, write_csvs
+    from labelaudit.store import StoreError, open_db
+    from labelaudit.train.checkpoint import CheckpointError
+
+    opts = ScanOptions(run_dir=run, split=split, teacher=teacher.value, tta=tta,
+                       db_url=_db_url(db, run), root=root, batch_size=batch_size, workers=workers,
+                       limit=limit)
+    try:
+        res = run_scan(opts)
+    except (ValueError, FileNotFoundError, CheckpointError, BadInputError, StoreError) as e:
+        _fail(str(e))
+    typer.echo(f"scan run {res.run_id} ({res.teacher} teacher): {res.n_scored_now} images scored"
+               + (f", {res.n_resumed} already done" if res.n_resumed else "")
+               + f" in {res.seconds:.1f} s ({res.images_per_s:.1f} images/s; scoring adds "
+               f"{100 * res.overhead:.0f}% to the forward time)")
+    store = open_db(res.db_url)
+    try:
+        _print_summary(summarize(store, res.run_id, top))
+        if out is not None:
+            images_csv, findings_csv = write_csvs(store, res.run_id, out)
+            typer.echo(f"wrote {images_csv} and {findings_csv}")
+    finally:
+        store.close()
+    typer.echo(f"store: {res.db_url}")
+
+
+def _print_summary(sm) -> None:
+    typer.echo(f"\n{sm.n_findings} findings in {sm.n_images} images. Worst labels first:")
+    typer.echo(f"{'quality':>8}  {'findings':>8}  image")
+    for w in sm.worst:
+        typer.echo(f"{w.label_quality:8.3f}  {w.n_findings:8d}  {w.image}")
+    if sm.pairs:
+        typer.echo("\nconfusion pairs (given -> suggested):")
+        typer.echo(f"{'given':>12} -> {'suggested':<12} {'findings':>8} {'pixels':>8}")
+        for p in sm.pairs[:20]:
+            typer.echo(f"{p.given:>12} -> {p.suggested:<12} {p.findings:8d} {p.pixels:8d}")
+    noisy = {k: v for k, v in sm.noise_rate.items() if v > 0}
+    if noisy:
+        typer.echo("\nestimated noise rate per class (flagged / labelled pixels): "
+                   + ", ".join(f"{k} {100 * v:.2f}%" for k, v in sorted(noisy.items(), key=lambda kv: -kv[1])))
+    if sm.bad_inputs:
+        typer.echo(f"\n{len(sm.bad_inputs)} unreadable inputs were skipped:")
+        for path, problem in sm.bad_inputs:
+            typer.echo(f"  {path}: {problem}")
+
+
 def main() -> None:
     app()
 

@@ -156,6 +156,10 @@ class FaceParsingDataset(Dataset):
         if not 0 <= index < len(self.records):
             raise IndexError(index)
         i, image, label = self._load(index)
+        return self._item(i, image, label)
+
+    def _item(self, i: int, image: np.ndarray, label: np.ndarray) -> dict[str, Any]:
+        """The network sample of record `i` from its decoded image and label."""
         params = self.warp_params(i, label.shape[:2])
         image_w = warp_image(image, params)
         label_w = warp_label(label, params, self.source.classes)

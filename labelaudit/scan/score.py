@@ -85,18 +85,21 @@ def suspect_mask(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray,
     """(H, W) bool suspects and (H, W) teacher argmax.
 
     A pixel is suspect when the teacher's top class differs from the label and the teacher is
-    confident in it (p >= that class's threshold). Structures thinner than `min_thickness`
+    confident in it (p >= that class's threshold), or when it disagrees next to such a thick
+    confident core (hysteresis: the soft rim of a mislabelled part belongs to the finding). Structures thinner than `min_thickness`
     (a morphological opening removes them) are disagreement along boundaries: ambiguity, not noise.
     """
     pred = probs.argmax(0)
     top = np.take_along_axis(probs, pred[None], axis=0)[0]
-    suspect = (pred != label) & (label != IGNORE_INDEX) & (top >= thresholds[pred])
+    disagree = (pred != label) & (label != IGNORE_INDEX)
+    suspect = disagree & (top >= thresholds[pred])
     if min_thickness > 1 and suspect.any():
         k = cv2.getStructuringElement(cv2.MORPH_RECT, (min_thickness, min_thickness))
         core = cv2.morphologyEx(suspect.astype(np.uint8), cv2.MORPH_OPEN, k)
-        # keep every suspect pixel connected to a thick core (reconstruction by dilation)
+        # hysteresis: a thick confident core also claims the less confident disagreeing pixels
+        # around it (a part's soft rim), within the distance the opening could have eroded
         grown = cv2.dilate(core, np.ones((3, 3), np.uint8), iterations=max(1, min_thickness // 2 + 1))
-        suspect = suspect & grown.astype(bool)
+        suspect = disagree & grown.astype(bool)
     return suspect, pred
 
 

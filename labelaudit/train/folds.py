@@ -33,11 +33,14 @@ def train_folds(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, 
     run_dir = Path(run_dir)
     d = cfg.data
     source = d.open_source()
-    n = len(FaceParsingDataset(source, "train", size=d.size, on_bad=d.on_bad, labels_dir=d.labels))
+    records = FaceParsingDataset(source, "train", size=d.size, on_bad=d.on_bad,
+                                 labels_dir=d.labels).records
+    n = len(records)
     folds = fold_assignment(n, cfg.folds, cfg.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "folds.json").write_text(json.dumps({"k": cfg.folds, "seed": cfg.seed,
-                                                    "fold_of_index": folds.tolist()}))
+                                                    "fold_of_index": folds.tolist(),
+                                                    "ids": [r.id for r in records]}))
     results = []
     for k in range(cfg.folds):
         sub = run_dir / f"fold-{k}"

@@ -1,0 +1,133 @@
+"""What a finished scan says about the dataset, and its CSV exports (read from the store)."""
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from sqlalchemy import func, select
+
+from labelaudit.store import Finding, Image, ImageScore, Run, Store, repo
+
+
+@dataclass
+class PairRow:
+    given: str
+    suggested: str
+    findings: int
+    pixels: int
+
+
+@dataclass
+class WorstImage:
+    image_id: int
+    image: str
+    label_quality: float
+    n_findings: int
+
+
+@dataclass
+class ScanSummary:
+    """Dataset-level view of a scan run: worst images, confused pairs, noise per class."""
+
+    run_id: int
+    n_images: int
+    n_findings: int
+    worst: list[WorstImage]
+    pairs: list[PairRow]
+    noise_rate: dict[str, float]  # flagged pixels / labelled pixels, per given class
+    bad_inputs: list[tuple[str, str]]
+
+
+def resolve_scan_run(store: Store, run_id: int | None = None) -> int:
+    """`run_id`, or the latest finished scan run in the store; clear error when there is none."""
+    with store.session() as s:
+        if run_id is not None:
+            run = s.get(Run, run_id)
+            if run is None or run.kind != "scan":
+                raise LookupError(f"{store.location}: no scan run with id {run_id}")
+            return run.id
+        run = repo.latest_run(s, "scan", status="done")
+        if run is None:
+            raise LookupError(f"{store.location}: no finished scan; run `labelaudit scan` first")
+        return run.id
+
+
+def class_names(store: Store, run_id: int) -> list[str]:
+    with store.session() as s:
+        run = s.get(Run, run_id)
+        return list(run.dataset.class_names) if run.dataset else []
+
+
+def summarize(store: Store, run_id: int, top: int = 20) -> ScanSummary:
+    """Read a scan's summary from the store (top `top` images, all confusion pairs)."""
+    names = class_names(store, run_id)
+    with store.session() as s:
+        run = s.get(Run, run_id)
+        n_images = s.scalar(select(func.count(ImageScore.id)).where(ImageScore.run_id == run_id)) or 0
+        n_findings = s.scalar(select(func.count(Finding.id)).where(Finding.run_id == run_id)) or 0
+        worst = [WorstImage(sc.image_id, sc.image.image_relpath, sc.label_quality, sc.n_findings)
+                 for sc in repo.top_images(s, run, top)]
+        pairs = [PairRow(names[p.given], names[p.suggested], p.count, p.pixels)
+                 for p in repo.confusion_pairs(s, run)]
+        flagged = np.zeros(len(names), np.int64)
+        for g, px in s.execute(select(Finding.given_class, func.sum(Finding.area))
+                               .where(Finding.run_id == run_id).group_by(Finding.given_class)):
+            flagged[int(g)] = int(px or 0)
+        totals = np.asarray(run.config.get("class_pixels") or [0] * len(names), np.int64)
+        rate = {n: float(flagged[i] / totals[i]) if totals[i] else 0.0 for i, n in enumerate(names)}
+        bad = [tuple(b) for b in run.config.get("bad_inputs", [])]
+    return ScanSummary(run_id, int(n_images), int(n_findings), worst, pairs, rate, bad)  # type: ignore[arg-type]
+
+
+def _atomic_csv(path: Path, header: list[str], rows) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            w.writerows(rows)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_csvs(store: Store, run_id: int, out: str | Path) -> tuple[Path, Path]:
+    """`images.csv` (worst first) and `findings.csv` (most suspicious first) with region PNGs.
+
+    Image paths are relative to the dataset root; each finding's mask is a 0/255 PNG of the
+    region in the original label frame, under `masks/`, named by finding id.
+    """
+    out = Path(out)
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+    names = class_names(store, run_id)
+    with store.session() as s:
+        q = (select(ImageScore, Image).join(Image, ImageScore.image_id == Image.id)
+             .where(ImageScore.run_id == run_id)
+             .order_by(ImageScore.label_quality, ImageScore.image_id))
+        image_rows = [(im.image_relpath, f"{sc.label_quality:.6f}", sc.n_findings)
+                      for sc, im in s.execute(q)]
+    _atomic_csv(out / "images.csv", ["image", "label_quality", "n_findings"], image_rows)
+
+    def finding_rows():
+        with store.session() as s:
+            run = s.get(Run, run_id)
+            for f in repo.iter_findings(s, run):
+                im = f.image
+                shape = (im.height, im.width) if im.height and im.width else None
+                mask = f.mask(shape) if shape else f.mask()
+                rel = f"masks/{f.id}.png"
+                if mask is not None:
+                    cv2.imwrite(str(out / rel), mask.astype(np.uint8) * 255)
+                x, y, w, h = f.bbox
+                yield (f.id, im.image_relpath, names[f.given_class], names[f.suggested_class],
+                       f.kind, f"{f.score:.6f}", f.area, x, y, w, h, rel if mask is not None else "")
+
+    _atomic_csv(out / "findings.csv", ["finding_id", "image", "given", "suggested", "kind", "score",
+                                       "area", "x", "y", "w", "h", "mask"], finding_rows())
+    return out / "images.csv", out / "findings.csv"

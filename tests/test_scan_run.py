@@ -1,0 +1,166 @@
+"""`run_scan` end to end: store writes, ranking, resume, bad inputs, CSVs, real network path."""
+from __future__ import annotations
+
+import csv
+import sqlite3
+
+import numpy as np
+import pytest
+from scanhelp import copy_tree, make_dataset, make_run, oracle_predictor, plant_flip, plant_shift
+
+from labelaudit.data import open_source, read_label
+from labelaudit.scan import ScanOptions, resolve_scan_run, run_scan, summarize, write_csvs
+from labelaudit.store import open_db, repo
+
+L_EYE, R_EYE, NOSE, HAIR = 4, 5, 6, 10
+
+
+@pytest.fixture(scope="module")
+def clean_set(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("scanset") / "data")
+
+
+@pytest.fixture
+def planted(clean_set, tmp_path):
+    """A copy of the clean set with one whole-part flip and one boundary shift planted."""
+    root = copy_tree(clean_set, tmp_path / "data")
+    stems = [r.id for r in open_source("synthetic", root).records("train")]
+    flipped, shifted = stems[7], stems[3]
+    n = plant_flip(root, flipped, NOSE, HAIR)
+    assert n > 20
+    plant_shift(root, shifted, HAIR, pixels=1)
+    run = make_run(tmp_path / "run", root)
+    return root, run, flipped, shifted
+
+
+def _opts(run, **kw):
+    return ScanOptions(run_dir=run, progress=False, db_url=str(run / "audit.db"), **kw)
+
+
+def test_planted_flip_is_found_and_ranked_first(planted):
+    root, run, flipped, shifted = planted
+    res = run_scan(_opts(run), predict=oracle_predictor(root))
+    n_train = len(open_source("synthetic", root).records("train"))
+    assert res.n_scored_now == n_train and res.n_resumed == 0 and not res.bad
+    store = open_db(res.db_url)
+    with store.session() as s:
+        r = s.get(repo.Run, res.run_id)
+        worst = repo.top_images(s, r, 3)
+        assert worst[0].image.image_relpath == f"train/images/{flipped}.jpg"
+        assert worst[0].label_quality < 0.5
+        fs = repo.findings_for_image(s, r, worst[0].image_id)
+        assert (fs[0].given_class, fs[0].suggested_class) == (HAIR, NOSE)
+        assert fs[0].kind == "flip"
+        # the finding's mask is exactly the relabelled nose (clean nose = given hair there)
+        given = read_label(root / "train" / "labels" / f"{flipped}.png")
+        clean = read_label(root / "train" / "labels_clean" / f"{flipped}.png")
+        truth = (clean == NOSE) & (given == HAIR)
+        m = fs[0].mask(given.shape)
+        iou = (m & truth).sum() / (m | truth).sum()
+        assert iou > 0.8
+        # a 1-px boundary shift is ambiguity, not a finding; clean images score 1
+        scores = {sc.image.image_relpath: sc.label_quality for sc in repo.top_images(s, r, 100)}
+        assert scores[f"train/images/{shifted}.jpg"] > 0.9
+        assert sorted(scores.values())[1] > 0.9
+    sm = summarize(store, res.run_id)
+    assert (sm.pairs[0].given, sm.pairs[0].suggested) == ("hair", "nose")
+    assert sm.noise_rate["hair"] > 0 and sm.noise_rate["l_eye"] == 0
+    store.close()
+
+
+def test_csv_outputs_name_images_and_masks(planted, tmp_path):
+    root, run, flipped, _ = planted
+    res = run_scan(_opts(run), predict=oracle_predictor(root))
+    store = open_db(res.db_url)
+    images_csv, findings_csv = write_csvs(store, res.run_id, tmp_path / "out")
+    store.close()
+    rows = list(csv.DictReader(open(images_csv)))
+    assert rows[0]["image"] == f"train/images/{flipped}.jpg"
+    assert float(rows[0]["label_quality"]) <= float(rows[-1]["label_quality"])
+    f = list(csv.DictReader(open(findings_csv)))[0]
+    assert (f["given"], f["suggested"], f["kind"]) == ("hair", "nose", "flip")
+    mask = read_label(tmp_path / "out" / f["mask"])  # 0/255 PNG in the label frame
+    given = read_label(root / "train" / "labels" / f"{flipped}.png")
+    assert mask.shape == given.shape
+    assert int((mask > 0).sum()) == int(f["area"])
+    x, y, w, h = (int(f[k]) for k in "xywh")
+    ys, xs = np.nonzero(mask)
+    assert (xs.min(), ys.min(), xs.max() + 1 - x, ys.max() + 1 - y) == (x, y, w, h)
+
+
+def test_interrupted_scan_resumes_without_duplicates(planted):
+    root, run, flipped, _ = planted
+    oracle = oracle_predictor(root)
+    calls = {"n": 0}
+
+    def dies_after_two_batches(k, batch):
+        calls["n"] += 1
+        if calls["n"] > 3:  # 1 val batch for the thresholds, then 2 scan batches
+            raise KeyboardInterrupt
+        return oracle(k, batch)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_scan(_opts(run, batch_size=4), predict=dies_after_two_batches)
+    db = str(run / "audit.db")
+    con = sqlite3.connect(db)
+    (run_id, status), = con.execute("select id, status from runs where kind='scan'").fetchall()
+    assert status == "interrupted"
+    assert con.execute("select count(*) from image_scores").fetchone()[0] == 8
+    con.close()
+    res = run_scan(_opts(run, batch_size=4), predict=oracle)
+    assert res.run_id == run_id and res.n_resumed == 8
+    con = sqlite3.connect(db)
+    n_train = len(open_source("synthetic", root).records("train"))
+    assert con.execute("select count(*), count(distinct image_id) from image_scores").fetchone() \
+        == (n_train, n_train)
+    assert con.execute("select status from runs where id=?", (run_id,)).fetchone()[0] == "done"
+    # the resumed run's findings equal a fresh uninterrupted scan's
+    fresh = run_scan(_opts(run, batch_size=4, resume=False), predict=oracle)
+    q = "select image_id, given_class, suggested_class, area, mask_rle from findings where run_id=? order by 1,2,3,4"
+    assert con.execute(q, (run_id,)).fetchall() == con.execute(q, (fresh.run_id,)).fetchall()
+    con.close()
+
+
+def test_bad_files_are_reported_and_the_scan_goes_on(planted):
+    root, run, flipped, _ = planted
+    stems = [r.id for r in open_source("synthetic", root).records("train")]
+    (root / "train" / "images" / f"{stems[0]}.jpg").write_bytes(b"not a jpeg")
+    (root / "train" / "labels" / f"{stems[1]}.png").write_bytes(b"\x89PNG truncated")
+    res = run_scan(_opts(run), predict=oracle_predictor(root))
+    bad = {p.split("/")[-1] for p, _ in res.bad}
+    assert bad == {f"{stems[0]}.jpg", f"{stems[1]}.png"}
+    assert res.n_scored_now == len(stems) - 2
+    store = open_db(res.db_url)
+    sm = summarize(store, res.run_id)
+    assert len(sm.bad_inputs) == 2 and sm.worst[0].image == f"train/images/{flipped}.jpg"
+    store.close()
+
+
+def test_real_network_teachers_scan_and_rescan_keeps_decisions(planted):
+    """The real path: networks loaded from the run, forward, warp back; decisions carried."""
+    root, run, _, _ = planted
+    res = run_scan(_opts(run, teacher="csr", limit=4))
+    assert res.n_scored_now == 4 and res.forward_seconds > 0
+    assert len(list((run / "scans" / str(res.run_id) / "teacher").glob("*.png"))) == 4
+    store = open_db(res.db_url)
+    assert resolve_scan_run(store) == res.run_id
+    dml = run_scan(_opts(run, teacher="dml", limit=4))
+    assert dml.run_id != res.run_id and dml.teacher == "dml"
+    store.close()
+
+
+def test_decision_survives_rescan(planted):
+    root, run, flipped, _ = planted
+    oracle = oracle_predictor(root)
+    first = run_scan(_opts(run), predict=oracle)
+    store = open_db(first.db_url)
+    with store.session() as s:
+        f = next(repo.iter_findings(s, s.get(repo.Run, first.run_id)))
+        fid = f.id
+    with store.session() as s:
+        repo.record_decision(s, finding_id=fid, verdict="accept", source="cli")
+    second = run_scan(_opts(run, resume=False), predict=oracle)
+    with store.session() as s:
+        dec = repo.decisions_for_run(s, s.get(repo.Run, second.run_id))
+        assert [d.verdict for d in dec.findings.values()] == ["accept"]
+    store.close()
