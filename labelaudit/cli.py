@@ -203,6 +203,37 @@ def _print_summary(sm) -> None:
             typer.echo(f"  {path}: {problem}")
 
 
+@app.command()
+def bench(
+    run: RunOpt = Path("runs/latest"),
+    teachers: Annotated[str, typer.Option(help="Comma list of teachers to compare: csr,dml,final,folds.")] = "csr,dml",
+    root: Annotated[Optional[Path], typer.Option(help="Dataset root with labels_clean/ (default: the run's).")] = None,
+    db: DbOpt = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write bench.json and bench.md here.")] = None,
+    split: Annotated[str, typer.Option(help="Split to score.")] = "train",
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N images.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
+    cleanlab_chunk: Annotated[int, typer.Option(help="Images per cleanlab call (it needs them all in memory).")] = 64,
+) -> None:
+    """Score scans against the known noise of a synthetic set, side by side with cleanlab."""
+    from labelaudit.bench.run import markdown, run_bench
+    from labelaudit.train.checkpoint import CheckpointError
+
+    names = tuple(t.strip() for t in teachers.split(",") if t.strip())
+    try:
+        report = run_bench(run, names, db_url=_db_url(db, run), split=split, root=root,
+                           batch_size=batch_size, limit=limit, cleanlab_chunk=cleanlab_chunk)
+    except (ValueError, FileNotFoundError, CheckpointError) as e:
+        _fail(str(e))
+    table = markdown(report)
+    typer.echo(table)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "bench.json").write_text(report.to_json())
+        (out / "bench.md").write_text(table + "\n")
+        typer.echo(f"wrote {out / 'bench.json'} and {out / 'bench.md'}")
+
+
 def main() -> None:
     app()
 

@@ -73,6 +73,7 @@ class ScanResult:
     load_seconds: float = 0.0
     forward_seconds: float = 0.0
     own_seconds: float = 0.0  # scoring + regions + maps + DB writes
+    hook_seconds: float = 0.0  # time spent in the caller's on_image (not the scan's)
 
     @property
     def images_per_s(self) -> float:
@@ -266,6 +267,7 @@ def run_scan(opts: ScanOptions, on_image: ImageHook | None = None,
                     probs = _forward(teachers, batch, dataset.records, predict)
                     t_own = time.perf_counter()
                     result.forward_seconds += t_own - t_fwd
+                    hook_start = result.hook_seconds
                     results = []
                     for k, idx in enumerate(batch["index"].tolist()):
                         rec = dataset.records[idx]
@@ -285,7 +287,9 @@ def run_scan(opts: ScanOptions, on_image: ImageHook | None = None,
                                            r.mask) for r in audit.regions],
                             audit.mean_self_confidence))
                         if on_image is not None:
+                            t_hook = time.perf_counter()
                             on_image(rec, p, label, audit)
+                            result.hook_seconds += time.perf_counter() - t_hook
                     for res, lbl in zip(results, batch["label_orig"]):
                         im = s.get(Image, res.image_id)
                         if im is not None and im.width is None:  # the label frame, for masks
@@ -293,7 +297,7 @@ def run_scan(opts: ScanOptions, on_image: ImageHook | None = None,
                     run.config = {**run.config, "class_pixels": class_pixels.tolist()}
                     result.n_scored_now += repo.write_scan_batch(s, run, results)
                     t_load = time.perf_counter()
-                    result.own_seconds += t_load - t_own
+                    result.own_seconds += t_load - t_own - (result.hook_seconds - hook_start)
                     bar.update(len(results) + len(batch["bad"]))
                 bar.close()
                 status = "done"

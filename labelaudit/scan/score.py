@@ -25,6 +25,7 @@ class ScanParams:
     part_area_frac: float = 4e-3  # area at which a region counts fully in the image score
     cover: float = 0.5  # coverage of a component that makes a region a whole-part finding
     threshold_floor: float = 0.5  # per-class confident thresholds never go below this
+    min_confident_frac: float = 0.25  # share of a region's pixels the teacher must be sure of
 
 
 @dataclass
@@ -81,26 +82,36 @@ class ConfidenceStats:
 
 
 def suspect_mask(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray,
-                 min_thickness: int = 3) -> tuple[np.ndarray, np.ndarray]:
+                 min_thickness: int = 3, min_confident_frac: float = 0.25
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """(H, W) bool suspects and (H, W) teacher argmax.
 
-    A pixel is suspect when the teacher's top class differs from the label and the teacher is
-    confident in it (p >= that class's threshold), or when it disagrees next to such a thick
-    confident core (hysteresis: the soft rim of a mislabelled part belongs to the finding). Structures thinner than `min_thickness`
-    (a morphological opening removes them) are disagreement along boundaries: ambiguity, not noise.
+    Shape from disagreement, evidence from confidence: the teacher's top class differs from the
+    label; structures thinner than `min_thickness` (a morphological opening removes them, the
+    pixels next to a thick core stay) are disagreement along boundaries, ambiguity, not noise;
+    and a connected region is kept only when at least `min_confident_frac` of its pixels are
+    confident (p >= the suggested class's threshold, as in confident learning).
     """
     pred = probs.argmax(0)
     top = np.take_along_axis(probs, pred[None], axis=0)[0]
     disagree = (pred != label) & (label != IGNORE_INDEX)
-    suspect = disagree & (top >= thresholds[pred])
-    if min_thickness > 1 and suspect.any():
+    if not disagree.any():
+        return disagree, pred
+    suspect = disagree
+    if min_thickness > 1:
         k = cv2.getStructuringElement(cv2.MORPH_RECT, (min_thickness, min_thickness))
-        core = cv2.morphologyEx(suspect.astype(np.uint8), cv2.MORPH_OPEN, k)
-        # hysteresis: a thick confident core also claims the less confident disagreeing pixels
-        # around it (a part's soft rim), within the distance the opening could have eroded
-        grown = cv2.dilate(core, np.ones((3, 3), np.uint8), iterations=max(1, min_thickness // 2 + 1))
+        core = cv2.morphologyEx(disagree.astype(np.uint8), cv2.MORPH_OPEN, k)
+        grown = cv2.dilate(core, np.ones((3, 3), np.uint8), iterations=max(1, min_thickness // 2))
         suspect = disagree & grown.astype(bool)
-    return suspect, pred
+    confident = suspect & (top >= thresholds[pred])
+    n, comp = cv2.connectedComponents(suspect.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return suspect, pred
+    size = np.bincount(comp.ravel(), minlength=n)
+    conf = np.bincount(comp.ravel(), weights=confident.ravel(), minlength=n)
+    keep = conf >= min_confident_frac * size
+    keep[0] = False
+    return keep[comp], pred
 
 
 def _component_coverage(region: np.ndarray, class_map: np.ndarray, cls: int) -> float:
@@ -153,7 +164,8 @@ def audit_image(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray,
     """Score one image: suspects -> regions -> label_quality = 1 - max region evidence."""
     params = params or ScanParams()
     q = self_confidence(probs, label)
-    suspect, pred = suspect_mask(probs, label, thresholds, params.min_thickness)
+    suspect, pred = suspect_mask(probs, label, thresholds, params.min_thickness,
+                                 params.min_confident_frac)
     regions = find_regions(probs, label, suspect, pred, q, params)
     part_area = max(1.0, params.part_area_frac * label.size)
     evidence = max((r.score * min(1.0, r.area / part_area) for r in regions), default=0.0)

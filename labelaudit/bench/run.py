@@ -1,0 +1,297 @@
+"""`labelaudit bench`: score scans against known noise, side by side with cleanlab.
+
+For each teacher of a run (CSR teacher, DML student, K-fold teachers) one scan is made; on the
+way, the same probabilities feed cleanlab's segmentation API in chunks (it needs whole arrays in
+memory): `rank.get_label_quality_scores(method="softmin")` for images and pixels and
+`filter.find_label_issues(n_jobs=1)` for a flagged-pixel mask. Everything is compared with the
+truth the synthetic generator kept (`labels_clean/`, `noise_types/`), at image, region and pixel
+level, overall and per noise type.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from labelaudit.bench.scoring import (
+    NOISE_TYPES, MaskCounts, PixelAP, RegionCounts, auroc, average_precision, precision_at_k,
+    true_regions,
+)
+from labelaudit.data.classes import IGNORE_INDEX
+
+log = logging.getLogger(__name__)
+
+METHODS = ("ours", "cleanlab")
+TYPE_CODE = {v: k for k, v in NOISE_TYPES.items()}
+UNKNOWN = 9  # label != clean label where the generator kept no per-pixel noise type
+
+
+@dataclass
+class MethodScores:
+    """Detection quality of one method (ours / cleanlab) with one teacher."""
+
+    image_ap: float = float("nan")
+    image_auroc: float = float("nan")
+    image_p_at_k: float = float("nan")
+    image_r_at_k: float = float("nan")
+    region_precision: float = float("nan")
+    region_recall: float = float("nan")
+    region_f1: float = float("nan")
+    pixel_precision: float = float("nan")
+    pixel_recall: float = float("nan")
+    pixel_f1: float = float("nan")
+    pixel_ap: float = float("nan")
+    by_type: dict[str, dict[str, float]] = field(default_factory=dict)
+    seconds: float = 0.0  # this method's own scoring time (forward excluded)
+
+
+@dataclass
+class TeacherBench:
+    teacher: str
+    scan_run_id: int
+    n_images: int
+    n_noisy: int
+    methods: dict[str, MethodScores]
+    scan_images_per_s: float
+    forward_seconds: float
+    scan_overhead: float  # our scoring + store as a fraction of the forward time
+
+
+@dataclass
+class BenchReport:
+    root: str
+    run_dir: str
+    split: str
+    teachers: list[TeacherBench]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def _prf(p: float, r: float) -> float:
+    return 2 * p * r / (p + r) if p + r > 0 else 0.0
+
+
+class _Truth:
+    """Per-image noise ground truth: a type map (0 clean, 1..4 NOISE_TYPES, 9 unknown).
+
+    Read from the record's clean label and, when the generator kept it, `noise_types/<id>.png`
+    in the dataset root (found upwards from the clean label).
+    """
+
+    def __init__(self) -> None:
+        self.types_dir: Path | None = None
+
+    def type_map(self, rec, label: np.ndarray) -> np.ndarray:
+        from labelaudit.data import read_label
+
+        if rec.clean_label_path is None or not Path(rec.clean_label_path).exists():
+            raise FileNotFoundError(f"{rec.image_path}: no clean label; `labelaudit bench` needs "
+                                    "labels_clean/ beside the labels (a `labelaudit synth` set)")
+        clean = read_label(rec.clean_label_path)
+        if self.types_dir is None:
+            self.types_dir = next((p / "noise_types" for p in Path(rec.clean_label_path).parents
+                                   if (p / "noise_types").is_dir()), Path("/nonexistent"))
+        diff = (clean != label) & (label != IGNORE_INDEX)
+        path = self.types_dir / f"{rec.id}.png"
+        tm = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.exists() else None
+        if tm is None or tm.shape != label.shape:
+            return np.where(diff, UNKNOWN, 0).astype(np.uint8)
+        # pixels the generator touched but left on the same class are not errors
+        return np.where(diff, np.where(tm > 0, tm, UNKNOWN), 0).astype(np.uint8)
+
+
+class _Accumulator:
+    """Streams one method's outputs into image / region / pixel measures."""
+
+    def __init__(self) -> None:
+        self.image_scores: list[float] = []  # HIGH = more likely noisy
+        self.image_types: list[set[int]] = []
+        self.regions = RegionCounts(iou=0.3)
+        self.mask = MaskCounts()
+        self.pixel_ap = PixelAP()
+        self.type_mask: dict[int, MaskCounts] = {}
+        self.type_ap: dict[int, PixelAP] = {}
+        self.seconds = 0.0
+
+    def update(self, image_score: float, flagged: np.ndarray, pixel_score: np.ndarray,
+               regions: list[np.ndarray], tmap: np.ndarray, valid: np.ndarray) -> None:
+        truth = tmap > 0
+        codes = set(int(c) for c in np.unique(tmap) if c)
+        self.image_scores.append(float(image_score))
+        self.image_types.append(codes)
+        self.regions.update(regions, [(m, name) for m, name in true_regions(tmap)]
+                            + ([(tmap == UNKNOWN, "unknown")] if UNKNOWN in codes else []))
+        self.mask.update(flagged & valid, truth)
+        self.pixel_ap.update(pixel_score, truth, valid)
+        for c in codes:
+            self.type_mask.setdefault(c, MaskCounts()).update(flagged & valid, tmap == c)
+        for c in list(self.type_ap) + [c for c in codes if c not in self.type_ap]:
+            ap = self.type_ap.setdefault(c, PixelAP())
+            keep = valid & ((tmap == c) | ~truth)  # this type's pixels against the clean ones
+            ap.update(pixel_score, tmap == c, keep)
+
+    def scores(self) -> MethodScores:
+        s = np.asarray(self.image_scores)
+        noisy = np.asarray([bool(t) for t in self.image_types])
+        k = int(noisy.sum())
+        out = MethodScores(seconds=self.seconds)
+        if 0 < k < len(s):
+            out.image_ap = average_precision(s, noisy)
+            out.image_auroc = auroc(s, noisy)
+            out.image_p_at_k = precision_at_k(s, noisy, k)
+            out.image_r_at_k = out.image_p_at_k  # k = number of noisy images: P@k == R@k
+        out.region_precision = self.regions.precision()
+        out.region_recall = self.regions.recall()
+        out.region_f1 = _prf(out.region_precision, out.region_recall)
+        out.pixel_precision, out.pixel_recall, out.pixel_f1 = self.mask.prf()
+        out.pixel_ap = self.pixel_ap.value()
+        for c in sorted(set().union(*self.image_types) if self.image_types else []):
+            name = NOISE_TYPES.get(c, "unknown")
+            has = np.asarray([c in t for t in self.image_types])
+            keep = has | ~noisy  # images with this type against the clean images
+            row: dict[str, float] = {"images": int(has.sum())}
+            if has.sum() and (~noisy).sum():
+                row["image_ap"] = average_precision(s[keep], has[keep])
+                row["image_auroc"] = auroc(s[keep], has[keep])
+            row["region_recall"] = self.regions.recall(name)
+            mp, mr, mf = self.type_mask[c].prf()
+            row["pixel_recall"] = mr
+            row["pixel_ap"] = self.type_ap[c].value()
+            out.by_type[name] = row
+        return out
+
+
+class _CleanlabChunks:
+    """Buffers same-shaped images and runs cleanlab's segmentation API on chunks of them."""
+
+    def __init__(self, acc: _Accumulator, chunk: int) -> None:
+        self.acc = acc
+        self.chunk = chunk
+        self.buf: dict[tuple[int, ...], list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+
+    def add(self, probs: np.ndarray, label: np.ndarray, tmap: np.ndarray) -> None:
+        items = self.buf.setdefault(probs.shape, [])
+        items.append((probs, label, tmap))
+        if len(items) >= self.chunk:
+            self._flush(probs.shape)
+
+    def close(self) -> None:
+        for shape in list(self.buf):
+            self._flush(shape)
+
+    def _flush(self, shape: tuple[int, ...]) -> None:
+        from cleanlab.segmentation.filter import find_label_issues
+        from cleanlab.segmentation.rank import get_label_quality_scores
+
+        items = self.buf.pop(shape, [])
+        if not items:
+            return
+        t0 = time.perf_counter()
+        probs = np.stack([p for p, _, _ in items])
+        labels = np.stack([np.where(lb == IGNORE_INDEX, 0, lb) for _, lb, _ in items]).astype(np.int64)
+        image_q, pixel_q = get_label_quality_scores(labels, probs, method="softmin", verbose=False)
+        issues = find_label_issues(labels, probs, n_jobs=1, verbose=False)
+        self.acc.seconds += time.perf_counter() - t0
+        for i, (_, lb, tmap) in enumerate(items):
+            n, comp = cv2.connectedComponents(issues[i].astype(np.uint8), connectivity=8)
+            regions = [comp == r for r in range(1, n)]
+            valid = lb != IGNORE_INDEX
+            self.acc.update(1.0 - float(image_q[i]), issues[i].astype(bool), 1.0 - pixel_q[i],
+                            regions, tmap, valid)
+
+
+def _our_pixel_score(audit, shape: tuple[int, int], q: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
+    """Our flagged mask, pixel ranking (finding pixels first, by region score; then 1 - q) and
+    full-frame region masks."""
+    flagged = np.zeros(shape, bool)
+    region_rank = np.zeros(shape, np.float32)
+    masks = []
+    for r in audit.regions:
+        x, y, w, h = r.bbox
+        full = np.zeros(shape, bool)
+        full[y:y + h, x:x + w] = r.mask
+        masks.append(full)
+        flagged |= full
+        region_rank = np.where(full, np.maximum(region_rank, r.score), region_rank)
+    score = np.where(flagged, 0.5 + 0.5 * region_rank, 0.5 * (1.0 - q))
+    return flagged, score, masks
+
+
+def run_bench(run_dir: str | Path, teachers: tuple[str, ...] = ("csr", "dml"), *,
+              db_url: str | None = None, split: str = "train", root: str | Path | None = None,
+              batch_size: int = 8, limit: int | None = None, cleanlab_chunk: int = 64,
+              tta: bool = False, progress: bool = True) -> BenchReport:
+    """One fresh scan per teacher, scored with our method and cleanlab's on the same outputs."""
+    from labelaudit.scan.run import ScanOptions, run_scan
+    from labelaudit.scan.score import self_confidence
+
+    run_dir = Path(run_dir)
+    rows = []
+    truth = _Truth()
+    for name in teachers:
+        ours, theirs = _Accumulator(), _Accumulator()
+        chunks = _CleanlabChunks(theirs, cleanlab_chunk)
+
+        def on_image(rec, probs, label, audit, ours=ours, chunks=chunks):
+            tmap = truth.type_map(rec, label)
+            t0 = time.perf_counter()
+            q = self_confidence(probs, label)
+            flagged, score, masks = _our_pixel_score(audit, label.shape, q)
+            ours.seconds += time.perf_counter() - t0
+            ours.update(1.0 - audit.label_quality, flagged, score, masks, tmap, label != IGNORE_INDEX)
+            chunks.add(probs, label, tmap)
+
+        opts = ScanOptions(run_dir=run_dir, split=split, teacher=name, tta=tta, db_url=db_url,
+                           root=Path(root) if root else None, batch_size=batch_size, limit=limit,
+                           resume=False, progress=progress)
+        res = run_scan(opts, on_image=on_image)
+        chunks.close()
+        ours.seconds += res.own_seconds  # + the scan's own scoring and store writes
+        n_noisy = sum(bool(t) for t in ours.image_types)
+        rows.append(TeacherBench(name, res.run_id, res.n_scored_now, n_noisy,
+                                 {"ours": ours.scores(), "cleanlab": theirs.scores()},
+                                 res.images_per_s, res.forward_seconds, res.overhead))
+        log.info("bench %s: scan run %d", name, res.run_id)
+    data_root = str(truth.types_dir.parent) if truth.types_dir else str(root or "")
+    return BenchReport(data_root, str(run_dir), split, rows)
+
+
+# ------------------------------------------------------------------ presentation
+
+def _f(x: float) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.3f}"
+
+
+def markdown(report: BenchReport) -> str:
+    """The report as markdown tables: overall, then per noise type."""
+    lines = ["| teacher | method | image AP | AUROC | P@k | region P | region R | region F1 | "
+             "pixel P | pixel R | pixel F1 | pixel AP |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for t in report.teachers:
+        for m, s in t.methods.items():
+            lines.append(f"| {t.teacher} | {m} | {_f(s.image_ap)} | {_f(s.image_auroc)} | "
+                         f"{_f(s.image_p_at_k)} | {_f(s.region_precision)} | {_f(s.region_recall)} | "
+                         f"{_f(s.region_f1)} | {_f(s.pixel_precision)} | {_f(s.pixel_recall)} | "
+                         f"{_f(s.pixel_f1)} | {_f(s.pixel_ap)} |")
+    lines += ["", "| teacher | method | noise type | images | image AP | region recall | "
+                  "pixel recall | pixel AP |", "|---|---|---|---|---|---|---|---|"]
+    for t in report.teachers:
+        for m, s in t.methods.items():
+            for kind, row in s.by_type.items():
+                lines.append(f"| {t.teacher} | {m} | {kind} | {row['images']} | "
+                             f"{_f(row.get('image_ap', float('nan')))} | {_f(row['region_recall'])} | "
+                             f"{_f(row['pixel_recall'])} | {_f(row['pixel_ap'])} |")
+    lines += ["", "| teacher | images | noisy | scan images/s | forward s | scan overhead | "
+                  "ours scoring s | cleanlab scoring s |", "|---|---|---|---|---|---|---|---|"]
+    for t in report.teachers:
+        lines.append(f"| {t.teacher} | {t.n_images} | {t.n_noisy} | {t.scan_images_per_s:.1f} | "
+                     f"{t.forward_seconds:.1f} | {100 * t.scan_overhead:.0f}% | "
+                     f"{t.methods['ours'].seconds:.1f} | {t.methods['cleanlab'].seconds:.1f} |")
+    return "\n".join(lines)
