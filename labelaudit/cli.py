@@ -38,6 +38,7 @@ class SynthFormat(str, Enum):
 
 class Preset(str, Enum):
     cpu_tiny = "cpu-tiny"
+    demo = "demo"
     cpu = "cpu"
     paper = "paper"
 
@@ -232,6 +233,78 @@ def bench(
         (out / "bench.json").write_text(report.to_json())
         (out / "bench.md").write_text(table + "\n")
         typer.echo(f"wrote {out / 'bench.json'} and {out / 'bench.md'}")
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option(help="Folder for the corrected label tree (must not be inside the dataset).")],
+    run: RunOpt = Path("runs/latest"),
+    db: DbOpt = None,
+    policy: Annotated[str, typer.Option(help="accepted (reviewed findings) or threshold:S (every finding scoring >= S not rejected).")] = "accepted",
+    scan_run: Annotated[Optional[int], typer.Option(help="Scan run id [default: the latest finished].")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an earlier export in --out.")] = False,
+) -> None:
+    """Write the corrected labels in the dataset's own layout (+ changes.csv, manifest.json)."""
+    from labelaudit.data.errors import BadInputError
+    from labelaudit.export import export_labels
+    from labelaudit.store import open_db
+
+    store = open_db(_db_url(db, run))
+    try:
+        res = export_labels(store, out, run_id=scan_run, policy=policy, overwrite=overwrite)
+    except (ValueError, LookupError, FileExistsError, BadInputError) as e:
+        _fail(str(e))
+    finally:
+        store.close()
+    typer.echo(f"exported {res.n_images} label files to {res.out}: {res.n_findings_applied} findings "
+               f"applied, {res.n_images_changed} images / {res.n_pixels_changed} pixels changed "
+               f"(scan run {res.run_id}, policy {res.policy})")
+    typer.echo(f"retrain: labelaudit train --root <dataset root> --labels {res.out}")
+
+
+@app.command()
+def report(
+    run: RunOpt = Path("runs/latest"),
+    db: DbOpt = None,
+    out: Annotated[Path, typer.Option(help="Folder for report.md and its pictures.")] = Path("report"),
+    scan_run: Annotated[Optional[int], typer.Option(help="Scan run id [default: the latest finished].")] = None,
+    after: Annotated[Optional[Path], typer.Option(help="Run directory retrained on the exported labels.")] = None,
+    top: Annotated[int, typer.Option(help="Worst images on the contact sheet.")] = 8,
+) -> None:
+    """Contact sheet of the worst images, confusion pairs, score histogram, PR curve, before/after."""
+    from labelaudit.report import make_report
+    from labelaudit.store import open_db
+
+    store = open_db(_db_url(db, run))
+    try:
+        rep = make_report(store, out, run_id=scan_run, before=run, after=after, top=top)
+    except LookupError as e:
+        _fail(str(e))
+    finally:
+        store.close()
+    if rep.before:
+        line = f"val mean F1 (teacher): {rep.before.get('mean_f1', float('nan')):.2f}"
+        if rep.after:
+            line += f" before -> {rep.after.get('mean_f1', float('nan')):.2f} after cleaning"
+        typer.echo(line)
+    for f in rep.files:
+        typer.echo(f"wrote {f}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Working folder (replaced if it holds an earlier demo).")] = Path("demo-out"),
+    n: Annotated[int, typer.Option(help="Generated images (80/10/10 split).")] = 240,
+    epochs: Annotated[Optional[int], typer.Option(help="Override the demo preset's epochs.")] = None,
+    accept_above: Annotated[float, typer.Option(help="Auto-accept findings scoring at least this.")] = 0.5,
+) -> None:
+    """The whole loop on generated faces with known noise, on a CPU (about 10 minutes)."""
+    from labelaudit.demo import run_demo
+
+    try:
+        run_demo(out, n=n, epochs=epochs, accept_above=accept_above, echo=typer.echo)
+    except (ValueError, FileExistsError) as e:
+        _fail(str(e))
 
 
 def main() -> None:

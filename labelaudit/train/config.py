@@ -117,7 +117,22 @@ def _preset_cpu_tiny() -> TrainConfig:
     )
 
 
-PRESETS = {"paper": _preset_paper, "cpu": _preset_cpu, "cpu-tiny": _preset_cpu_tiny}
+def _preset_demo() -> TrainConfig:
+    """`labelaudit demo`: two trainings in the demo's 10-minute budget on 2 CPU cores."""
+    return TrainConfig(
+        preset="demo",
+        model=ModelConfig(depth=18, width=0.25, conva_kernel=3, abn="torch"),
+        data=DataConfig(size=96, rotation=20.0),
+        schedule=ScheduleConfig(
+            epochs=16, batch_size=16, lr=1e-2, csr_start=10, cycles=2, cycle_epochs=3,
+            cycle_lr_max=5e-3, cycle_lr_min=1e-4, edge_width=1, bn_batches=8,
+        ),
+        amp=False,
+    )
+
+
+PRESETS = {"paper": _preset_paper, "cpu": _preset_cpu, "demo": _preset_demo,
+           "cpu-tiny": _preset_cpu_tiny}
 
 
 def preset(name: str) -> TrainConfig:

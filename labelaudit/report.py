@@ -1,0 +1,200 @@
+"""`labelaudit report`: the audit and the retrain as pictures and one markdown page.
+
+Writes into `out`: `contact_sheet.png` (worst images: image | given | teacher | suspicion),
+`confusion_pairs.png`, `label_quality_hist.png`, `pr_curve.png` (when clean labels exist) and
+`report.md` with the numbers (before/after validation metrics when a retrained run is given).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from sqlalchemy import select
+
+from labelaudit.scan.summary import ScanSummary, resolve_scan_run, summarize
+from labelaudit.store import Image, ImageScore, Run, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Report:
+    out: Path
+    scan_run_id: int
+    files: list[Path] = field(default_factory=list)
+    before: dict[str, float] = field(default_factory=dict)
+    after: dict[str, float] = field(default_factory=dict)
+
+
+def palette(n: int) -> np.ndarray:
+    """(n, 3) uint8 RGB colours, one per class, background black."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab20"]
+    cols = (np.array([cmap(i % 20)[:3] for i in range(n)]) * 255).astype(np.uint8)
+    cols[0] = 0
+    return cols
+
+
+def _colour(label: np.ndarray, pal: np.ndarray) -> np.ndarray:
+    return pal[np.where(label < len(pal), label, 0)]
+
+
+def _scored(store: Store, run_id: int) -> list[tuple[Image, float]]:
+    with store.session() as s:
+        rows = s.execute(select(Image, ImageScore.label_quality)
+                         .join(ImageScore, ImageScore.image_id == Image.id)
+                         .where(ImageScore.run_id == run_id)
+                         .order_by(ImageScore.label_quality, ImageScore.image_id)).all()
+        for im, _ in rows:
+            s.expunge(im)
+    return [(im, float(q)) for im, q in rows]
+
+
+def contact_sheet(store: Store, run_id: int, path: Path, k: int = 8, tile: int = 160) -> Path:
+    """Worst `k` images as rows: image | given label | teacher | suspicion."""
+    from labelaudit.data import open_source, read_image, read_label
+
+    with store.session() as s:
+        run = s.get(Run, run_id)
+        ds = run.dataset
+        root, names = Path(ds.root), list(ds.class_names)
+        maps = Path(run.config.get("run_dir", ".")) / "scans" / str(run_id)
+        source = open_source(ds.kind, root)
+    by_rel = {str(source.image_relpath(r)): r for sp in ("train", "val", "test")
+              for r in source.records(sp)}
+    pal = palette(len(names))
+    rows = []
+    for im, q in _scored(store, run_id)[:k]:
+        rec = by_rel.get(im.image_relpath)
+        if rec is None:
+            continue
+        img = read_image(rec.image_path)
+        given = source.load_label(rec)
+        teacher_p = maps / "teacher" / f"{im.id}.png"
+        heat_p = maps / "suspicion" / f"{im.id}.png"
+        teacher = read_label(teacher_p) if teacher_p.exists() else np.zeros_like(given)
+        heat = cv2.imread(str(heat_p), cv2.IMREAD_GRAYSCALE) if heat_p.exists() else np.zeros_like(given)
+        heat_rgb = cv2.cvtColor(cv2.applyColorMap(heat, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
+        cells = [img, _colour(given, pal), _colour(teacher, pal), heat_rgb]
+        cells = [cv2.resize(c, (tile, tile), interpolation=cv2.INTER_NEAREST) for c in cells]
+        row = np.concatenate(cells, axis=1)
+        cv2.putText(row, f"{Path(im.image_relpath).name} q={q:.2f}", (4, 14),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        rows.append(row)
+    if not rows:
+        rows = [np.zeros((tile, 4 * tile, 3), np.uint8)]
+    header = np.zeros((22, 4 * tile, 3), np.uint8)
+    for i, t in enumerate(("image", "given", "teacher", "suspicion")):
+        cv2.putText(header, t, (i * tile + 6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+    sheet = np.concatenate([header] + rows, axis=0)
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def _truth_noisy(store: Store, run_id: int, scored: list[tuple[Image, float]]) -> np.ndarray | None:
+    """Per scored image: does its label differ from the clean label? None without clean labels."""
+    from labelaudit.data import open_source
+
+    with store.session() as s:
+        ds = s.get(Run, run_id).dataset
+        source = open_source(ds.kind, ds.root)
+    by_rel = {str(source.image_relpath(r)): r for sp in ("train", "val", "test")
+              for r in source.records(sp)}
+    out = []
+    for im, _ in scored:
+        rec = by_rel.get(im.image_relpath)
+        clean = source.load_clean_label(rec) if rec is not None else None
+        if clean is None:
+            return None
+        out.append(bool((clean != source.load_label(rec)).any()))
+    return np.asarray(out)
+
+
+def charts(store: Store, run_id: int, sm: ScanSummary, out: Path) -> list[Path]:
+    """Confusion-pair bars, label_quality histogram, and the image-level PR curve if possible."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    pairs = sm.pairs[:15]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * max(3, len(pairs)) + 1))
+    ax.barh([f"{p.given} -> {p.suggested}" for p in pairs][::-1], [p.pixels for p in pairs][::-1])
+    ax.set_xlabel("flagged pixels")
+    ax.set_title("confusion pairs (given -> suggested)")
+    fig.tight_layout()
+    fig.savefig(out / "confusion_pairs.png", dpi=100)
+    plt.close(fig)
+    files.append(out / "confusion_pairs.png")
+
+    scored = _scored(store, run_id)
+    q = np.asarray([v for _, v in scored])
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.hist(q, bins=40, range=(0, 1))
+    ax.set_xlabel("label_quality (low = worst)")
+    ax.set_ylabel("images")
+    fig.tight_layout()
+    fig.savefig(out / "label_quality_hist.png", dpi=100)
+    plt.close(fig)
+    files.append(out / "label_quality_hist.png")
+
+    noisy = _truth_noisy(store, run_id, scored)
+    if noisy is not None and noisy.any() and (~noisy).any():
+        order = np.argsort(q, kind="stable")
+        hits = noisy[order].cumsum()
+        precision = hits / np.arange(1, len(q) + 1)
+        recall = hits / noisy.sum()
+        fig, ax = plt.subplots(figsize=(5, 4))
+        ax.plot(recall, precision)
+        ax.set_xlabel("recall (noisy images)")
+        ax.set_ylabel("precision")
+        ax.set_ylim(0, 1.05)
+        ax.set_title("images ranked by label_quality")
+        fig.tight_layout()
+        fig.savefig(out / "pr_curve.png", dpi=100)
+        plt.close(fig)
+        files.append(out / "pr_curve.png")
+    return files
+
+
+def _val(run_dir: Path | None) -> dict[str, float]:
+    if run_dir is None or not (run_dir / "report.json").exists():
+        return {}
+    rep = json.loads((run_dir / "report.json").read_text())
+    return rep.get("teacher_val") or rep.get("student_val") or {}
+
+
+def make_report(store: Store, out: str | Path, *, run_id: int | None = None,
+                before: Path | None = None, after: Path | None = None, top: int = 8) -> Report:
+    """Pictures + report.md for scan `run_id` (default latest); `before`/`after` are train runs."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    run_id = resolve_scan_run(store, run_id)
+    sm = summarize(store, run_id, top)
+    rep = Report(out, run_id)
+    rep.files.append(contact_sheet(store, run_id, out / "contact_sheet.png", k=top))
+    rep.files += charts(store, run_id, sm, out)
+    rep.before, rep.after = _val(before), _val(after)
+    lines = [f"# labelaudit report (scan run {run_id})", "",
+             f"{sm.n_findings} findings in {sm.n_images} images.", ""]
+    if rep.before:
+        lines += ["| validation (teacher) | mean F1 | mIoU |", "|---|---|---|",
+                  f"| before cleaning | {rep.before.get('mean_f1', float('nan')):.2f} | "
+                  f"{rep.before.get('miou', float('nan')):.2f} |"]
+        if rep.after:
+            lines.append(f"| after cleaning | {rep.after.get('mean_f1', float('nan')):.2f} | "
+                         f"{rep.after.get('miou', float('nan')):.2f} |")
+        lines.append("")
+    lines += ["| given | suggested | findings | pixels |", "|---|---|---|---|"]
+    lines += [f"| {p.given} | {p.suggested} | {p.findings} | {p.pixels} |" for p in sm.pairs[:15]]
+    lines += [""] + [f"![{f.stem}]({f.name})" for f in rep.files]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    rep.files.append(out / "report.md")
+    return rep

@@ -1,0 +1,94 @@
+"""Export: an accepted flip restores the clean label exactly; everything else is byte-identical."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+
+import numpy as np
+import pytest
+from scanhelp import copy_tree, make_dataset, make_run, oracle_predictor, plant_flip
+
+from labelaudit.data import FaceParsingDataset, open_source, read_label
+from labelaudit.export import export_labels, parse_policy
+from labelaudit.scan import ScanOptions, run_scan
+from labelaudit.store import open_db, repo
+
+NOSE, HAIR = 6, 10
+
+
+@pytest.fixture
+def scanned(tmp_path):
+    root = make_dataset(tmp_path / "data", n=16)
+    stems = [r.id for r in open_source("synthetic", root).records("train")]
+    plant_flip(root, stems[2], NOSE, HAIR)
+    run = make_run(tmp_path / "run", root)
+    res = run_scan(ScanOptions(run_dir=run, db_url=str(tmp_path / "a.db"), progress=False),
+                   predict=oracle_predictor(root))
+    store = open_db(res.db_url)
+    yield root, store, res.run_id, stems[2]
+    store.close()
+
+
+def _files(root):
+    return {p.relative_to(root): p.read_bytes() for p in root.rglob("*.png")
+            if "/labels/" in str(p)}
+
+
+def test_accepted_flip_restores_the_clean_label(scanned, tmp_path):
+    root, store, run_id, flipped = scanned
+    before = _files(root)
+    with store.session() as s:
+        top = next(repo.iter_findings(s, s.get(repo.Run, run_id)))
+        assert (top.given_class, top.suggested_class) == (HAIR, NOSE)
+        repo.record_decision(s, finding_id=top.id, verdict="accept", source="cli")
+    out = tmp_path / "fixed"
+    res = export_labels(store, out)
+    assert res.n_images_changed == 1 and res.n_findings_applied == 1
+    fixed = read_label(out / "train" / "labels" / f"{flipped}.png")
+    clean = read_label(root / "train" / "labels_clean" / f"{flipped}.png")
+    assert np.array_equal(fixed, clean)
+    # every other label file is a byte-for-byte copy; the source is untouched
+    after = _files(out)
+    assert set(after) == set(before)
+    changed = [k for k in before if before[k] != after[k]]
+    assert [str(k) for k in changed] == [f"train/labels/{flipped}.png"]
+    assert _files(root) == before
+    manifest = json.loads((out / "manifest.json").read_text())
+    for rel, sha in manifest["files"].items():
+        assert hashlib.sha256((out / rel).read_bytes()).hexdigest() == sha
+    rows = list(csv.DictReader(open(out / "changes.csv")))
+    assert {(r["from"], r["to"]) for r in rows} == {("hair", "nose")}
+    assert sum(int(r["pixels"]) for r in rows) == int((clean != read_label(
+        root / "train" / "labels" / f"{flipped}.png")).sum())
+    # the tree is what `train --labels` reads
+    ds = FaceParsingDataset(open_source("synthetic", root), "train", size=64, labels_dir=out)
+    assert ds[2]["id"] == flipped
+    with store.session() as s:
+        assert len(repo.exports_for_run(s, s.get(repo.Run, run_id))) == 1
+
+
+def test_nothing_accepted_changes_nothing_and_rejections_block_threshold(scanned, tmp_path):
+    root, store, run_id, flipped = scanned
+    res = export_labels(store, tmp_path / "same")
+    assert res.n_images_changed == 0
+    assert _files(tmp_path / "same") == _files(root)
+    with store.session() as s:
+        top = next(repo.iter_findings(s, s.get(repo.Run, run_id)))
+        repo.record_decision(s, finding_id=top.id, verdict="reject", source="cli")
+    res = export_labels(store, tmp_path / "thr", policy="threshold:0.1")
+    assert res.n_findings_applied == 0
+
+
+def test_export_refuses_the_source_tree_and_non_export_folders(scanned, tmp_path):
+    root, store, _, _ = scanned
+    with pytest.raises(ValueError, match="refusing"):
+        export_labels(store, root / "fixed")
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "x.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="no labelaudit export"):
+        export_labels(store, busy, overwrite=True)
+    assert (busy / "x.txt").read_text() == "mine"
+    with pytest.raises(ValueError):
+        parse_policy("threshold:2")
