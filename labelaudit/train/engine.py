@@ -76,6 +76,7 @@ class Trainer:
         self.progress = progress and self.dist.is_master
         self.on_epoch = on_epoch
         self.stop_after_iters = stop_after_iters  # tests: simulate a crash mid-epoch
+        self._iters_run = 0  # iterations run by this process (not restored on resume)
         self.ckpt_path = self.run_dir / CHECKPOINT
         if self.ckpt_path.exists() and not resume:
             raise FileExistsError(
@@ -210,8 +211,9 @@ class Trainer:
         bar = tqdm(self.loader, desc=f"epoch {epoch + 1}/{s.epochs}", disable=not self.progress,
                    leave=False, dynamic_ncols=True)
         for it, batch in enumerate(bar):
-            if self.stop_after_iters is not None and it >= self.stop_after_iters:
+            if self.stop_after_iters is not None and self._iters_run >= self.stop_after_iters:
                 raise KeyboardInterrupt("stop_after_iters reached (test hook)")
+            self._iters_run += 1
             lr = learning_rate(s, epoch, it, self.iters_per_epoch)
             for g in self.optimizer.param_groups:
                 g["lr"] = lr
