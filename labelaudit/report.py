@@ -80,6 +80,7 @@ def contact_sheet(store: Store, run_id: int, path: Path, k: int = 8, tile: int =
         teacher = read_label(teacher_p) if teacher_p.exists() else np.zeros_like(given)
         heat = cv2.imread(str(heat_p), cv2.IMREAD_GRAYSCALE) if heat_p.exists() else np.zeros_like(given)
         heat_rgb = cv2.cvtColor(cv2.applyColorMap(heat, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
+        img = _outline_findings(store, run_id, im.id, img)
         cells = [img, _colour(given, pal), _colour(teacher, pal), heat_rgb]
         cells = [cv2.resize(c, (tile, tile), interpolation=cv2.INTER_NEAREST) for c in cells]
         row = np.concatenate(cells, axis=1)
@@ -95,6 +96,23 @@ def contact_sheet(store: Store, run_id: int, path: Path, k: int = 8, tile: int =
     sheet = np.concatenate([header] + rows, axis=0)
     cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     return path
+
+
+def _outline_findings(store: Store, run_id: int, image_id: int, img: np.ndarray) -> np.ndarray:
+    """The image with the outlines of its findings drawn in yellow."""
+    from skimage.segmentation import mark_boundaries
+
+    from labelaudit.store import repo
+
+    regions = np.zeros(img.shape[:2], np.int32)
+    with store.session() as s:
+        for k, f in enumerate(repo.findings_for_image(s, s.get(Run, run_id), image_id), 1):
+            m = f.mask(img.shape[:2])
+            if m is not None:
+                regions[m] = k
+    if not regions.any():
+        return img
+    return (mark_boundaries(img, regions, color=(1, 1, 0), mode="thick") * 255).astype(np.uint8)
 
 
 def _truth_noisy(store: Store, run_id: int, scored: list[tuple[Image, float]]) -> np.ndarray | None:
@@ -164,15 +182,16 @@ def charts(store: Store, run_id: int, sm: ScanSummary, out: Path) -> list[Path]:
     return files
 
 
-def _val(run_dir: Path | None) -> dict[str, float]:
-    if run_dir is None or not (run_dir / "report.json").exists():
+def _val(run_dir: str | Path | None) -> dict[str, float]:
+    if run_dir is None or not (Path(run_dir) / "report.json").exists():
         return {}
-    rep = json.loads((run_dir / "report.json").read_text())
+    rep = json.loads((Path(run_dir) / "report.json").read_text())
     return rep.get("teacher_val") or rep.get("student_val") or {}
 
 
 def make_report(store: Store, out: str | Path, *, run_id: int | None = None,
-                before: Path | None = None, after: Path | None = None, top: int = 8) -> Report:
+                before: str | Path | None = None, after: str | Path | None = None,
+                top: int = 8) -> Report:
     """Pictures + report.md for scan `run_id` (default latest); `before`/`after` are train runs."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

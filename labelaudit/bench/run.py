@@ -232,6 +232,10 @@ def run_bench(run_dir: str | Path, teachers: tuple[str, ...] = ("csr", "dml"), *
     from labelaudit.scan.run import ScanOptions, run_scan
     from labelaudit.scan.score import self_confidence
 
+    try:
+        import cleanlab  # noqa: F401
+    except ImportError:
+        raise ValueError("labelaudit bench compares with cleanlab: pip install 'labelaudit[bench]'") from None
     run_dir = Path(run_dir)
     rows = []
     truth = _Truth()
