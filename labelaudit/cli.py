@@ -124,7 +124,7 @@ def train(
 
 RunOpt = Annotated[Path, typer.Option("--run", help="Training run directory (`train --out`).")]
 DbOpt = Annotated[Optional[str], typer.Option(
-    "--db", help="SQLAlchemy URL or SQLite path of the findings store "
+    "--db", envvar="LABELAUDIT_DB", help="SQLAlchemy URL or SQLite path of the findings store "
                  "[default: $LABELAUDIT_DB, else labelaudit.db beside the run].")]
 
 

@@ -114,9 +114,18 @@ def suspect_mask(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray,
     return keep[comp], pred
 
 
-def _component_coverage(region: np.ndarray, class_map: np.ndarray, cls: int) -> float:
-    """Fraction of the `cls` components of class_map touched by `region` that the region covers."""
-    comp_n, comp = cv2.connectedComponents((class_map == cls).astype(np.uint8), connectivity=8)
+def _component_coverage(region: np.ndarray, class_map: np.ndarray, cls: int,
+                        cache: dict | None = None) -> float:
+    """Fraction of the `cls` components of class_map touched by `region` that the region covers.
+
+    `cache` (one dict per image and class map) keeps each class's component labelling.
+    """
+    key = (id(class_map), cls)
+    comp = cache.get(key) if cache is not None else None
+    if comp is None:
+        _, comp = cv2.connectedComponents((class_map == cls).astype(np.uint8), connectivity=8)
+        if cache is not None:
+            cache[key] = comp
     ids = np.unique(comp[region & (class_map == cls)])
     ids = ids[ids > 0]
     if len(ids) == 0:
@@ -132,6 +141,7 @@ def find_regions(probs: np.ndarray, label: np.ndarray, suspect: np.ndarray, pred
     min_area = max(4, int(params.min_area_frac * h * w))
     n, comp, stats, _ = cv2.connectedComponentsWithStats(suspect.astype(np.uint8), connectivity=8)
     regions = []
+    cache: dict = {}
     for r in range(1, n):
         x, y, bw, bh, area = (int(v) for v in stats[r])
         if area < min_area:
@@ -142,8 +152,8 @@ def find_regions(probs: np.ndarray, label: np.ndarray, suspect: np.ndarray, pred
         suggested = int(np.bincount(pred[sl][m]).argmax())
         full = np.zeros_like(suspect)
         full[sl] = m
-        cov_given = _component_coverage(full, label, given)
-        cov_sugg = _component_coverage(full, pred, suggested)
+        cov_given = _component_coverage(full, label, given, cache)
+        cov_sugg = _component_coverage(full, pred, suggested, cache)
         if cov_given >= params.cover and cov_sugg >= params.cover:
             kind = "flip"
         elif cov_sugg >= params.cover:
