@@ -73,8 +73,11 @@ def synth(
                            noise_types=types, seed=seed)
     except ValueError as e:
         _fail(str(e))
-    typer.echo(f"wrote {format.value} layout to {out}")
-    typer.echo(str(summary))
+    typer.echo(f"wrote {sum(summary.counts.values())} images in the {format.value} layout to {out} "
+               f"({', '.join(f'{k} {v}' for k, v in summary.counts.items())})")
+    typer.echo(f"noisy training images: {summary.n_noisy} ("
+               + ", ".join(f"{k} {v}" for k, v in summary.noisy_per_type.items())
+               + f"), {summary.noisy_pixels} wrong pixels; clean labels in labels_clean/")
 
 
 @app.command()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -60,22 +63,48 @@ def _state(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def test_resume_after_a_crash_reproduces_the_uninterrupted_run(tiny, tmp_path):
-    cfg = _cfg(tiny)
+def test_resume_after_sigkill_reproduces_the_uninterrupted_run(tiny, tmp_path):
+    cfg = _cfg(tiny, **{"schedule.epochs": 4})
     train(cfg, tmp_path / "a", progress=False)
-    crashed = Trainer(cfg, tmp_path / "b", progress=False, stop_after_iters=3)  # 2 iters/epoch
-    with pytest.raises(KeyboardInterrupt):
-        crashed.fit()
-    assert _state(tmp_path / "b" / "checkpoint.pt")["epoch"] == 1
+    # the same run in a child process, killed with SIGKILL once its first epoch is saved
+    cmd = [sys.executable, "-m", "labelaudit", "train", "--root", str(tiny), "--preset", "cpu-tiny",
+           "--epochs", "4", "--batch-size", "8", "--out", str(tmp_path / "b")]
+    toml = tmp_path / "bn.toml"
+    toml.write_text("[schedule]\nbn_batches = 1\n")
+    child = subprocess.Popen(cmd + ["--config", str(toml)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    ck = tmp_path / "b" / "checkpoint.pt"
+    deadline = time.time() + 300
+    while not ck.exists() and child.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    killed_at = _state(ck)["epoch"]
+    assert 1 <= killed_at < 4, "the child finished before it could be killed"
     train(cfg, tmp_path / "b", resume=True, progress=False)
-    a, b = _state(tmp_path / "a" / "checkpoint.pt"), _state(tmp_path / "b" / "checkpoint.pt")
-    assert a["epoch"] == b["epoch"] == 3
+    a, b = _state(tmp_path / "a" / "checkpoint.pt"), _state(ck)
+    assert a["epoch"] == b["epoch"] == 4
     for key in ("student", "teacher"):
         for name, t in a[key].items():
             assert torch.equal(t, b[key][name]), f"{key}.{name} differs after resume"
     lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3]
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3, 4]
     assert (tmp_path / "b" / "dml_student.pt").exists() and (tmp_path / "b" / "report.json").exists()
+
+
+def test_interrupt_in_process_then_resume(tiny, tmp_path):
+    cfg = _cfg(tiny)
+    crashed = Trainer(cfg, tmp_path / "c", progress=False, stop_after_iters=3)  # 2 iters/epoch
+    with pytest.raises(KeyboardInterrupt):
+        crashed.fit()
+    assert _state(tmp_path / "c" / "checkpoint.pt")["epoch"] == 1
+    res = train(cfg, tmp_path / "c", resume=True, progress=False)
+    assert res.epochs == 3 and _state(tmp_path / "c" / "checkpoint.pt")["teacher"] is not None
+    # the run and its resolved config are in the store beside the run
+    con = sqlite3.connect(tmp_path / "c" / "labelaudit.db")
+    rows = con.execute("select kind, status, config from runs").fetchall()
+    assert rows[-1][:2] == ("train", "done")
+    assert json.loads(rows[-1][2])["schedule"]["epochs"] == 3
 
 
 def test_existing_run_and_corrupt_checkpoint_give_clear_errors(tiny, tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -379,14 +380,69 @@ def _plot_curves(history: list[dict[str, Any]], path: Path) -> None:
 
 
 def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True,
-          on_epoch: Callable[[dict[str, Any]], None] | None = None) -> TrainResult | list[TrainResult]:
-    """Train one run (or K fold runs when cfg.folds >= 2) into `run_dir`."""
-    if cfg.folds >= 2:
-        from labelaudit.train.folds import train_folds
+          on_epoch: Callable[[dict[str, Any]], None] | None = None,
+          db_url: str | None = None) -> TrainResult | list[TrainResult]:
+    """Train one run (or K fold runs when cfg.folds >= 2) into `run_dir`.
 
-        return train_folds(cfg, run_dir, resume=resume, progress=progress, on_epoch=on_epoch)
-    trainer = Trainer(cfg, run_dir, resume=resume, progress=progress, on_epoch=on_epoch)
+    Rank 0 also records the run (resolved config, seed, checkpoint, status) in the findings store
+    (`db_url`, default `$LABELAUDIT_DB` or `<run_dir>/labelaudit.db`).
+    """
+    record = _RunRecord(cfg, Path(run_dir), db_url)
+    status = "failed"
     try:
-        return trainer.fit()
+        if cfg.folds >= 2:
+            from labelaudit.train.folds import train_folds
+
+            result: TrainResult | list[TrainResult] = train_folds(
+                cfg, run_dir, resume=resume, progress=progress, on_epoch=on_epoch)
+        else:
+            trainer = Trainer(cfg, run_dir, resume=resume, progress=progress, on_epoch=on_epoch)
+            try:
+                result = trainer.fit()
+            finally:
+                D.cleanup(trainer.dist)
+        status = "done"
+        return result
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
     finally:
-        D.cleanup(trainer.dist)
+        record.finish(status)
+
+
+class _RunRecord:
+    """The train run's row in the store; a store that cannot be written only logs a warning."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path, db_url: str | None) -> None:
+        self.store = self.run_id = None
+        if int(os.environ.get("RANK", "0")) != 0:
+            return
+        try:
+            from labelaudit.store import default_db_url, open_db, repo
+
+            run_dir.mkdir(parents=True, exist_ok=True)
+            self.store = open_db(db_url or default_db_url(run_dir))
+            source = cfg.data.open_source()
+            with self.store.session() as s:
+                ds = repo.get_or_create_dataset(s, source.kind, str(source.root),
+                                                list(source.classes.names),
+                                                getattr(source, "merge_order", None))
+                run = repo.start_run(s, "train", ds, {**cfg.to_dict(), "run_dir": str(run_dir)},
+                                     seed=cfg.seed, checkpoint=run_dir / CHECKPOINT)
+                self.run_id = run.id
+        except Exception as e:  # the training itself must not depend on the store
+            log.warning("could not record the run in the store: %s", e)
+            self.store = None
+
+    def finish(self, status: str) -> None:
+        if self.store is None or self.run_id is None:
+            return
+        from labelaudit.store import Run, repo
+
+        try:
+            with self.store.session() as s:
+                repo.finish_run(s, s.get(Run, self.run_id), status)
+        except Exception as e:
+            log.warning("could not record the run's end in the store: %s", e)
+        finally:
+            self.store.close()
