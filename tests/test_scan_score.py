@@ -54,7 +54,7 @@ def test_planted_flip_ranks_first_and_is_a_flip():
     kinds = {(r.given, r.suggested, r.kind) for r in bad.regions}
     assert kinds == {(4, 5, "flip"), (5, 4, "flip")}
     for a in (audits[i] for i in range(9) if i != 5):
-        assert a.regions == [] and a.label_quality == 1.0
+        assert a.regions == [] and a.label_quality == pytest.approx(0.9, abs=1e-3)  # teacher conf
 
 
 def test_thin_boundary_disagreement_is_not_a_finding_but_a_thick_shift_is():
