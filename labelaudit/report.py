@@ -147,10 +147,7 @@ def charts(store: Store, run_id: int, sm: ScanSummary, out: Path) -> list[Path]:
     ax.barh([f"{p.given} -> {p.suggested}" for p in pairs][::-1], [p.pixels for p in pairs][::-1])
     ax.set_xlabel("flagged pixels")
     ax.set_title("confusion pairs (given -> suggested)")
-    fig.tight_layout()
-    fig.savefig(out / "confusion_pairs.png", dpi=100)
-    plt.close(fig)
-    files.append(out / "confusion_pairs.png")
+    files.append(_save(fig, out / "confusion_pairs.png"))
 
     scored = _scored(store, run_id)
     q = np.asarray([v for _, v in scored])
@@ -158,10 +155,7 @@ def charts(store: Store, run_id: int, sm: ScanSummary, out: Path) -> list[Path]:
     ax.hist(q, bins=40, range=(0, 1))
     ax.set_xlabel("label_quality (low = worst)")
     ax.set_ylabel("images")
-    fig.tight_layout()
-    fig.savefig(out / "label_quality_hist.png", dpi=100)
-    plt.close(fig)
-    files.append(out / "label_quality_hist.png")
+    files.append(_save(fig, out / "label_quality_hist.png"))
 
     noisy = _truth_noisy(store, run_id, scored)
     if noisy is not None and noisy.any() and (~noisy).any():
@@ -175,11 +169,17 @@ def charts(store: Store, run_id: int, sm: ScanSummary, out: Path) -> list[Path]:
         ax.set_ylabel("precision")
         ax.set_ylim(0, 1.05)
         ax.set_title("images ranked by label_quality")
-        fig.tight_layout()
-        fig.savefig(out / "pr_curve.png", dpi=100)
-        plt.close(fig)
-        files.append(out / "pr_curve.png")
+        files.append(_save(fig, out / "pr_curve.png"))
     return files
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def _val(run_dir: str | Path | None) -> dict[str, float]:
