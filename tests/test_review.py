@@ -1,0 +1,152 @@
+"""Review in FiftyOne: the dataset built from a scan, tags -> decisions, the real App in Chromium.
+
+FiftyOne runs against a throw-away database directory (never the user's) and everything it
+started is stopped when the module ends.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+os.environ["FIFTYONE_DATABASE_DIR"] = tempfile.mkdtemp(prefix="labelaudit-fo-")
+os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
+
+from scanhelp import copy_tree, make_dataset, make_run, oracle_predictor, plant_flip  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from labelaudit.cli import app  # noqa: E402
+from labelaudit.data import open_source  # noqa: E402
+from labelaudit.scan import ScanOptions, run_scan  # noqa: E402
+from labelaudit.store import open_db, repo  # noqa: E402
+
+pytestmark = pytest.mark.review
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+NOSE, HAIR = 6, 10
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory):
+    base = tmp_path_factory.mktemp("review")
+    root = make_dataset(base / "data", n=16)
+    stems = [r.id for r in open_source("synthetic", root).records("train")]
+    plant_flip(root, stems[4], NOSE, HAIR)
+    run = make_run(base / "run", root)
+    db = str(base / "r.db")
+    res = run_scan(ScanOptions(run_dir=run, db_url=db, progress=False), predict=oracle_predictor(root))
+    store = open_db(db)
+    yield store, res.run_id, stems[4], root, run, db
+    store.close()
+    from labelaudit.review import stop_fiftyone
+
+    stop_fiftyone()
+    shutil.rmtree(os.environ["FIFTYONE_DATABASE_DIR"], ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def review_ds(scanned):
+    from labelaudit.review import build_review_dataset
+
+    store, run_id, *_ = scanned
+    return build_review_dataset(store, run_id)
+
+
+def test_dataset_holds_the_scan_worst_first(scanned, review_ds):
+    store, run_id, flipped, root, _, _ = scanned
+    n_train = len(open_source("synthetic", root).records("train"))
+    assert len(review_ds) == n_train
+    worst = review_ds.load_saved_view("worst-first").first()
+    assert Path(worst.filepath).stem == flipped
+    labels = [d.label for d in worst.findings.detections]
+    assert labels[0] == "hair->nose"
+    for field in ("ground_truth", "teacher"):
+        assert Path(worst[field].mask_path).exists()
+    assert Path(worst.suspicion.map_path).exists()
+    assert review_ds.default_mask_targets[NOSE] == "nose"
+    assert "hair-to-nose" in review_ds.list_saved_views()
+    assert len(review_ds.load_saved_view("hair-to-nose")) == 1
+
+
+def test_tags_land_in_decisions_once_and_survive_a_rebuild(scanned, review_ds):
+    from labelaudit.review import build_review_dataset, sync_decisions
+
+    store, run_id, flipped, *_ = scanned
+    worst = review_ds.load_saved_view("worst-first").first()
+    det = worst.findings.detections[0]
+    det.tags = ["accept"]
+    worst.save()
+    other = review_ds.load_saved_view("worst-first").skip(3).first()
+    other.tags.append("reject")
+    other.save()
+    assert sync_decisions(store, review_ds) == 2
+    assert sync_decisions(store, review_ds) == 0  # idempotent
+    with store.session() as s:
+        dec = repo.decisions_for_run(s, s.get(repo.Run, run_id))
+        assert dec.findings[det["finding_id"]].verdict == "accept"
+        assert dec.findings[det["finding_id"]].source == "fiftyone"
+        assert dec.images[other["image_id"]].verdict == "reject"
+    # a rebuild (after a rescan) keeps the reviewers' tags
+    ds = build_review_dataset(store, run_id)
+    again = ds.load_saved_view("worst-first").first()
+    assert again.findings.detections[0].tags == ["accept"]
+
+
+def test_decide_from_the_cli(scanned):
+    store, run_id, _, _, run, db = scanned
+    with store.session() as s:
+        fid = next(repo.iter_findings(s, s.get(repo.Run, run_id))).id
+    res = CliRunner().invoke(app, ["decide", str(fid), "--reject", "--db", db])
+    assert res.exit_code == 0, res.output
+    with store.session() as s:
+        assert repo.decisions_for_run(s, s.get(repo.Run, run_id)).findings[fid].verdict == "reject"
+    bad = CliRunner().invoke(app, ["decide", "999999", "--accept", "--db", db])
+    assert bad.exit_code == 2 and "no finding with id 999999" in bad.output
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_app_shows_the_dataset_in_headless_chromium(scanned, review_ds, tmp_path):
+    from labelaudit.review import launch
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "chromium is missing: scripts/setup.sh installs it (apt-get install chromium)"
+    port = _free_port()
+    launch(review_ds, port=port)
+    url = f"http://127.0.0.1:{port}/datasets/{review_ds.name}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            time.sleep(1)
+    else:
+        pytest.fail(f"the App did not answer at {url}")
+    ARTIFACTS.mkdir(exist_ok=True)
+    png = ARTIFACTS / "review-app.png"
+    png.unlink(missing_ok=True)
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", f"--user-data-dir={tmp_path / 'chrome'}", "--window-size=1400,900",
+                    "--virtual-time-budget=25000", f"--screenshot={png}", url],
+                   check=True, capture_output=True, timeout=180)
+    import cv2
+    import numpy as np
+
+    shot = cv2.imread(str(png))
+    assert shot is not None and shot.shape[:2] == (900, 1400)
+    # the grid shows image tiles with coloured masks: many distinct colours, not a blank page
+    colours = len(np.unique(shot.reshape(-1, 3) // 16, axis=0))
+    assert shot.std() > 20 and colours > 200, (shot.std(), colours)
