@@ -94,10 +94,11 @@ def main() -> None:
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--teachers", default="csr,dml")
     ap.add_argument("--mem-n", type=int, default=60, help="N for the N vs 4N memory rows")
+    ap.add_argument("--run", type=Path, help="training run directory [default: WORK/run]")
     ap.add_argument("--skip-train", action="store_true")
     a = ap.parse_args()
     work = a.work.resolve()
-    data, run = work / "synth", work / "run"
+    data, run = work / "synth", (a.run or work / "run").resolve()
     work.mkdir(parents=True, exist_ok=True)
     env_cli = [PY, "-m", "labelaudit"]
     if not (data / "synthetic.json").exists():
