@@ -367,9 +367,9 @@ def report(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Working folder (replaced if it holds an earlier demo).")] = Path("demo-out"),
-    n: Annotated[int, typer.Option(help="Generated images (80/10/10 split).")] = 240,
+    n: Annotated[int, typer.Option(help="Generated images (80/10/10 split).")] = 200,
     epochs: Annotated[Optional[int], typer.Option(help="Override the demo preset's epochs.")] = None,
-    accept_above: Annotated[float, typer.Option(help="Auto-accept findings scoring at least this.")] = 0.5,
+    accept_above: Annotated[float, typer.Option(help="Auto-accept findings scoring at least this.")] = 0.98,
 ) -> None:
     """The whole loop on generated faces with known noise, on a CPU (about 10 minutes)."""
     from labelaudit.demo import run_demo

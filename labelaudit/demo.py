@@ -50,8 +50,8 @@ def _label_noise(root: Path, labels_dir: Path | None) -> tuple[int, int, int]:
     return noisy, fixed, broken
 
 
-def run_demo(out: str | Path = "demo-out", *, n: int = 240, size: int = 96, preset: str = "demo",
-             epochs: int | None = None, accept_above: float = 0.5, seed: int = 0,
+def run_demo(out: str | Path = "demo-out", *, n: int = 200, size: int = 96, preset: str = "demo",
+             epochs: int | None = None, accept_above: float = 0.98, seed: int = 0,
              echo: Callable[[str], None] = log.info) -> DemoResult:
     """Run the loop into `out` (replaced if it holds an earlier demo)."""
     from labelaudit.bench.run import markdown, run_bench

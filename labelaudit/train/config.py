@@ -124,7 +124,7 @@ def _preset_demo() -> TrainConfig:
         model=ModelConfig(depth=18, width=0.25, conva_kernel=3, abn="torch"),
         data=DataConfig(size=96, rotation=20.0),
         schedule=ScheduleConfig(
-            epochs=16, batch_size=16, lr=1e-2, csr_start=10, cycles=2, cycle_epochs=3,
+            epochs=30, batch_size=8, lr=2e-2, csr_start=18, cycles=2, cycle_epochs=6,
             cycle_lr_max=5e-3, cycle_lr_min=1e-4, edge_width=1, bn_batches=8,
         ),
         amp=False,
