@@ -257,7 +257,7 @@ def run_scan(opts: ScanOptions, on_image: ImageHook | None = None,
                     for path, problem in batch["bad"]:
                         log.warning("skipping bad input: %s: %s", path, problem)
                     if batch["bad"]:
-                        bad_all.extend(list(b) for b in batch["bad"])
+                        bad_all.extend(list(b) for b in batch["bad"] if list(b) not in bad_all)
                         run.config = {**run.config, "bad_inputs": bad_all}
                     if "image" not in batch:
                         s.commit()
