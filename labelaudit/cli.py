@@ -265,16 +265,20 @@ def review(
             _fail(str(e))
         typer.echo(f"review dataset {ds.name}: {len(ds)} images, saved views: "
                    + ", ".join(ds.list_saved_views()))
+        url = f"http://{address}:{port}/datasets/{ds.name}"
         if sync:
             typer.echo(f"{sync_decisions(store, ds)} decisions recorded from the tags")
-        if launch:
-            session = launch_app(ds, port=port, address=address)
-            typer.echo(f"App: http://{address}:{port}/datasets/{ds.name}  (Ctrl-C to stop and sync)")
-            try:
-                session.wait()
-            except KeyboardInterrupt:
-                pass
-            typer.echo(f"{sync_decisions(store, ds)} decisions recorded from the tags")
+        if not launch:
+            typer.echo(f"App (after `labelaudit review --launch`): {url}")
+            return
+        session = launch_app(ds, port=port, address=address)
+        typer.echo(f"App: {url}  (tag findings or images accept / reject / relabel; "
+                   "Ctrl-C to stop and sync)")
+        try:
+            session.wait(-1)  # until Ctrl-C: closing or reloading the tab must not end the review
+        except KeyboardInterrupt:
+            pass
+        typer.echo(f"{sync_decisions(store, ds)} decisions recorded from the tags")
     finally:
         store.close()
 
@@ -290,20 +294,24 @@ def decide(
     db: DbOpt = None,
 ) -> None:
     """Record a verdict on findings from the shell (scriptable review)."""
-    from labelaudit.store import open_db, repo
+    from labelaudit.store import Finding, open_db, repo
 
     chosen = [v for v, on in (("accept", accept), ("reject", reject), ("relabel", relabel)) if on]
     if len(chosen) != 1:
         _fail("give exactly one of --accept, --reject, --relabel")
     store = open_db(_db_url(db, run))
     try:
-        for fid in findings:
+        with store.session() as s:  # all ids checked before any is recorded
+            found = {fid: s.get(Finding, fid) for fid in findings}
+            missing = [str(fid) for fid, f in found.items() if f is None]
+            if missing:
+                _fail(f"no finding{'s' if len(missing) > 1 else ''} with id "
+                      f"{', '.join(missing)} in {store.location}")
+            shown = {fid: f"{f.image.image_relpath} {f.kind}" for fid, f in found.items()}
+        for fid in dict.fromkeys(findings):
             with store.session() as s:
-                try:
-                    repo.record_decision(s, finding_id=fid, verdict=chosen[0], source="cli", note=note)
-                except ValueError as e:
-                    _fail(str(e))
-            typer.echo(f"finding {fid}: {chosen[0]}")
+                repo.record_decision(s, finding_id=fid, verdict=chosen[0], source="cli", note=note)
+            typer.echo(f"finding {fid} ({shown[fid]}): {chosen[0]}")
     finally:
         store.close()
 

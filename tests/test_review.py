@@ -9,24 +9,20 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from scanhelp import make_dataset, make_run, oracle_predictor, plant_flip
+from typer.testing import CliRunner
 
-os.environ["FIFTYONE_DATABASE_DIR"] = tempfile.mkdtemp(prefix="labelaudit-fo-")
-os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
-os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
-
-from scanhelp import copy_tree, make_dataset, make_run, oracle_predictor, plant_flip  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
-
-from labelaudit.cli import app  # noqa: E402
-from labelaudit.data import open_source  # noqa: E402
-from labelaudit.scan import ScanOptions, run_scan  # noqa: E402
-from labelaudit.store import open_db, repo  # noqa: E402
+from labelaudit.cli import app
+from labelaudit.data import open_source
+from labelaudit.scan import ScanOptions, run_scan
+from labelaudit.store import open_db, repo
 
 pytestmark = pytest.mark.review
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -34,7 +30,29 @@ NOSE, HAIR = 6, 10
 
 
 @pytest.fixture(scope="module")
-def scanned(tmp_path_factory):
+def fiftyone_home():
+    """A throw-away FiftyOne database for this module; everything FiftyOne started is stopped."""
+    if "fiftyone" in sys.modules:
+        pytest.fail("fiftyone was imported before the review tests chose its database directory")
+    keys = ("FIFTYONE_DATABASE_DIR", "FIFTYONE_DO_NOT_TRACK", "FIFTYONE_DATABASE_VALIDATION")
+    saved = {k: os.environ.get(k) for k in keys}
+    home = tempfile.mkdtemp(prefix="labelaudit-fo-")
+    os.environ.update(FIFTYONE_DATABASE_DIR=home, FIFTYONE_DO_NOT_TRACK="true",
+                      FIFTYONE_DATABASE_VALIDATION="false")
+    yield home
+    from labelaudit.review import stop_fiftyone
+
+    stop_fiftyone()
+    shutil.rmtree(home, ignore_errors=True)
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def scanned(fiftyone_home, tmp_path_factory):
     base = tmp_path_factory.mktemp("review")
     root = make_dataset(base / "data", n=16)
     stems = [r.id for r in open_source("synthetic", root).records("train")]
@@ -45,10 +63,6 @@ def scanned(tmp_path_factory):
     store = open_db(db)
     yield store, res.run_id, stems[4], root, run, db
     store.close()
-    from labelaudit.review import stop_fiftyone
-
-    stop_fiftyone()
-    shutil.rmtree(os.environ["FIFTYONE_DATABASE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +81,11 @@ def test_dataset_holds_the_scan_worst_first(scanned, review_ds):
     assert Path(worst.filepath).stem == flipped
     labels = [d.label for d in worst.findings.detections]
     assert labels[0] == "hair->nose"
+    det = worst.findings.detections[0]  # bbox relative to the 128 px label frame, crop mask
+    with store.session() as s:
+        x, y, w, h = s.get(repo.Finding, det["finding_id"]).bbox
+    assert det.bounding_box == pytest.approx([x / 128, y / 128, w / 128, h / 128])
+    assert det.mask.shape == (h, w) and det.mask.any() and det["kind"] == "flip"
     for field in ("ground_truth", "teacher"):
         assert Path(worst[field].mask_path).exists()
     assert Path(worst.suspicion.map_path).exists()
@@ -107,8 +126,43 @@ def test_decide_from_the_cli(scanned):
     assert res.exit_code == 0, res.output
     with store.session() as s:
         assert repo.decisions_for_run(s, s.get(repo.Run, run_id)).findings[fid].verdict == "reject"
-    bad = CliRunner().invoke(app, ["decide", "999999", "--accept", "--db", db])
+    bad = CliRunner().invoke(app, ["decide", str(fid), "999999", "--accept", "--db", db])
     assert bad.exit_code == 2 and "no finding with id 999999" in bad.output
+    with store.session() as s:  # nothing recorded when any id is unknown
+        assert repo.decisions_for_run(s, s.get(repo.Run, run_id)).findings[fid].verdict == "reject"
+
+
+def test_a_stale_tag_does_not_overturn_a_later_decision(scanned, review_ds):
+    from labelaudit.review import sync_decisions
+
+    store, run_id, *_ = scanned
+    sample = review_ds.load_saved_view("worst-first").skip(5).first()
+    sample.tags.append("accept")
+    sample.save()
+    assert sync_decisions(store, review_ds) == 1
+    with store.session() as s:  # a later decision from the shell on the same image
+        repo.record_decision(s, image_id=sample["image_id"], verdict="reject", source="cli")
+    assert sync_decisions(store, review_ds) == 0
+
+    def in_force():
+        with store.session() as s:
+            return repo.decisions_for_run(s, s.get(repo.Run, run_id)).images[sample["image_id"]]
+    assert (in_force().verdict, in_force().source) == ("reject", "cli")
+    sample.tags = ["relabel"]  # a new verdict in the App does count
+    sample.save()
+    assert sync_decisions(store, review_ds) == 1
+    assert (in_force().verdict, in_force().source) == ("relabel", "fiftyone")
+
+
+def test_review_command_builds_and_syncs_without_the_app(scanned, review_ds):
+    _, run_id, _, _, _, db = scanned
+    res = CliRunner().invoke(app, ["review", "--db", db, "--no-launch", "--sync", "--top", "4"])
+    assert res.exit_code == 0, res.output
+    name = f"labelaudit-scan-{run_id}"
+    assert f"review dataset {name}:" in res.output and "worst-first" in res.output
+    assert f"http://127.0.0.1:5151/datasets/{name}" in res.output
+    assert "0 decisions recorded from the tags" in res.output  # all synced by the tests above
+    assert len(review_ds) == len(review_ds.distinct("image_id"))  # updated, not duplicated
 
 
 def _free_port() -> int:

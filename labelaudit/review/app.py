@@ -18,9 +18,19 @@ def launch(dataset, port: int = 5151, address: str = "127.0.0.1", remote: bool =
 
 
 def stop_fiftyone() -> None:
-    """Stop the App server and the MongoDB this process's FiftyOne started (by PID)."""
+    """Close the App session, then stop the App server and the MongoDB this process's FiftyOne
+    started: every process below this one, signalled by PID (the launcher alone leaves them)."""
+    import sys
+
     import psutil
 
+    if "fiftyone" in sys.modules:  # close the session first, or its client keeps reconnecting
+        import fiftyone as fo
+
+        try:
+            fo.close_app()
+        except Exception as e:  # noqa: BLE001 - best effort: the processes are stopped anyway
+            log.warning("closing the FiftyOne App session: %s", e)
     me = psutil.Process()
     for child in me.children(recursive=True):
         try:

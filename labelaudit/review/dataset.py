@@ -24,9 +24,20 @@ def _given_label_png(source, rec, out: Path) -> Path:
 
     if not rec.label_parts and rec.label_path.suffix.lower() == ".png":
         return rec.label_path
-    if not out.exists():
+    parts = [p.stat().st_mtime for p in rec.label_parts if p.exists()]
+    if not out.exists() or out.stat().st_mtime < max(parts, default=0.0):  # stale: re-merge
         write_label(out, source.load_label(rec))
     return out
+
+
+def _frame_shape(teacher_png: Path, source, rec) -> tuple[int, int]:
+    """(H, W) of the label frame the findings' bboxes are in (not always the image's size)."""
+    if teacher_png.exists():  # the scan's map is in the label frame; PIL reads the header only
+        from PIL import Image as PILImage
+
+        with PILImage.open(teacher_png) as im:
+            return im.height, im.width
+    return source.load_label(rec).shape[:2]
 
 
 def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | None = None,
@@ -71,12 +82,12 @@ def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | 
         if rec is None:
             log.warning("%s: no longer in the dataset, not reviewed", rel)
             continue
-        h, w = source.load_label(rec).shape if findings else (None, None)
+        teacher_png = maps / "teacher" / f"{image_id}.png"
+        if findings:
+            h, w = _frame_shape(teacher_png, source, rec)
         dets = []
         for f in findings:
             x, y, bw, bh = f.bbox
-            if h is None:
-                continue
             dets.append(fo.Detection(
                 label=f"{names[f.given_class]}->{names[f.suggested_class]}",
                 bounding_box=[x / w, y / h, bw / w, bh / h], mask=f.mask(),
@@ -84,7 +95,7 @@ def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | 
         fields = {
             "ground_truth": fo.Segmentation(mask_path=str(_given_label_png(
                 source, rec, maps / "given" / f"{image_id}.png"))),
-            "teacher": fo.Segmentation(mask_path=str(maps / "teacher" / f"{image_id}.png")),
+            "teacher": fo.Segmentation(mask_path=str(teacher_png)),
             "suspicion": fo.Heatmap(map_path=str(maps / "suspicion" / f"{image_id}.png"),
                                     range=[0, 255]),
             "findings": fo.Detections(detections=dets),

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import logging
 
-from labelaudit.store import Run, Store, repo
+from sqlalchemy import select
+
+from labelaudit.store import Decision, Run, Store, repo
 
 log = logging.getLogger(__name__)
 
@@ -16,32 +18,49 @@ def _verdict(tags) -> str | None:
     return found[-1] if found else None
 
 
+def _latest_from_app(session) -> tuple[dict[int, str], dict[int, str]]:
+    """The latest verdict synced from FiftyOne, per finding id and per image id."""
+    by_finding: dict[int, str] = {}
+    by_image: dict[int, str] = {}
+    for d in session.scalars(select(Decision).where(Decision.source == "fiftyone")
+                             .order_by(Decision.decided_at, Decision.id)):
+        if d.finding_id is not None:
+            by_finding[d.finding_id] = d.verdict
+        elif d.image_id is not None:
+            by_image[d.image_id] = d.verdict
+    return by_finding, by_image
+
+
 def sync_decisions(store: Store, dataset) -> int:
     """Record every verdict tag (on finding detections and on samples) not yet in force.
 
-    Returns how many decisions were recorded; a second call with the same tags records none.
+    A tag is recorded when its verdict differs from the decision in force for its target and
+    from the last one synced from the App for it: a second call with the same tags records
+    none, and a stale tag does not overturn a later `labelaudit decide` on the same target.
+    Returns how many decisions were recorded.
     """
     run_ids = dataset.distinct("scan_run_id")
     if not run_ids:
         return 0
     with store.session() as s:
         in_force = {rid: repo.decisions_for_run(s, s.get(Run, rid)) for rid in run_ids}
-    n = 0
+        app_findings, app_images = _latest_from_app(s)
+        in_force = {rid: ({k: d.verdict for k, d in dec.findings.items()},
+                          {k: d.verdict for k, d in dec.images.items()})
+                    for rid, dec in in_force.items()}
+    todo: list[dict] = []
     for sample in dataset.select_fields(["findings", "image_id", "scan_run_id"]):
-        dec = in_force[sample["scan_run_id"]]
-        todo: list[dict] = []
+        findings_now, images_now = in_force[sample["scan_run_id"]]
+        image_id = int(sample["image_id"])
         v = _verdict(sample.tags)
-        cur = dec.images.get(sample["image_id"])
-        if v is not None and (cur is None or cur.verdict != v):
-            todo.append({"image_id": int(sample["image_id"]), "verdict": v})
+        if v is not None and v != images_now.get(image_id) and v != app_images.get(image_id):
+            todo.append({"image_id": image_id, "verdict": v})
         for d in (sample["findings"].detections if sample["findings"] else []):
-            v = _verdict(d.tags)
-            cur = dec.findings.get(d["finding_id"])
-            if v is not None and (cur is None or cur.verdict != v):
-                todo.append({"finding_id": int(d["finding_id"]), "verdict": v})
-        for kw in todo:
-            with store.session() as s:
-                repo.record_decision(s, source="fiftyone", **kw)
-            n += 1
-    log.info("synced %d decisions from %s", n, dataset.name)
-    return n
+            v, fid = _verdict(d.tags), int(d["finding_id"])
+            if v is not None and v != findings_now.get(fid) and v != app_findings.get(fid):
+                todo.append({"finding_id": fid, "verdict": v})
+    for kw in todo:
+        with store.session() as s:
+            repo.record_decision(s, source="fiftyone", **kw)
+    log.info("synced %d decisions from %s", len(todo), dataset.name)
+    return len(todo)
