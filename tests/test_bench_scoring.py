@@ -53,3 +53,35 @@ def test_region_matching_iou_threshold_and_types():
     rc.update([good, weak, stray], truth)
     assert rc.precision() == pytest.approx(1 / 3)
     assert rc.recall("flip") == 1.0 and rc.recall("drop") == 0.0 and rc.recall() == 0.5
+
+
+def test_recall_at_precision_walks_findings_best_first():
+    types = np.zeros((12, 12), np.uint8)
+    types[0:3, 0:3] = 1   # flip A
+    types[0:3, 6:9] = 1   # flip B
+    types[8:11, 0:3] = 2  # drop C
+    types[8:11, 6:9] = 3  # boundary D (not a part error)
+    truth = true_regions(types)
+
+    def box(y, x):
+        m = np.zeros((12, 12), bool)
+        m[y:y + 3, x:x + 3] = True
+        return m
+
+    stray = np.zeros((12, 12), bool)
+    stray[5, 5] = True
+    rc = RegionCounts(iou=0.3)
+    # ranked: A (0.9), stray (0.8), B (0.7), D (0.6), C (0.2)
+    rc.update([box(0, 0), stray, box(0, 6), box(8, 6), box(8, 0)], truth,
+              scores=[0.9, 0.8, 0.7, 0.6, 0.2])
+    # precision by rank: 1, 1/2, 2/3, 3/4, 4/5 -> >= 0.8 at rank 1 (1 of 3 part regions) and
+    # at rank 5 (all 3): the best recall is 1.0
+    assert rc.recall_at_precision(("flip", "drop"), 0.8) == pytest.approx(1.0)
+    # at >= 0.9 only the first finding qualifies: A alone, 1 of 3
+    assert rc.recall_at_precision(("flip", "drop"), 0.9) == pytest.approx(1 / 3)
+    assert rc.recall_at_precision(("blob",), 0.8) != rc.recall_at_precision(("blob",), 0.8)  # NaN
+
+    tied = RegionCounts(iou=0.3)
+    # the stray finding ties with A: they enter together (precision 1/2), then B: 2/3
+    tied.update([box(0, 0), stray, box(0, 6)], truth, scores=[0.9, 0.9, 0.5])
+    assert tied.recall_at_precision(("flip", "drop"), 0.8) == 0.0

@@ -131,10 +131,16 @@ class RegionCounts:
     n_found_correct: int = 0
     true_total: dict[str, int] = field(default_factory=dict)
     true_matched: dict[str, int] = field(default_factory=dict)
+    # every finding: (score, index of the true region it matches or -1, that region's type)
+    ranked: list[tuple[float, int, str | None]] = field(default_factory=list)
+    _n_truth: int = 0
 
-    def update(self, found: list[np.ndarray], truth: list[tuple[np.ndarray, str]]) -> None:
+    def update(self, found: list[np.ndarray], truth: list[tuple[np.ndarray, str]],
+               scores: list[float] | None = None) -> None:
+        """Match one image's findings (with their scores, high = surer) to its true regions."""
         matched = [False] * len(truth)
-        for f in found:
+        scores = [1.0] * len(found) if scores is None else scores
+        for f, score in zip(found, scores):
             self.n_found += 1
             best, best_j = 0.0, -1
             for j, (t, _) in enumerate(truth):
@@ -147,6 +153,10 @@ class RegionCounts:
             if best >= self.iou:
                 self.n_found_correct += 1
                 matched[best_j] = True
+                self.ranked.append((float(score), self._n_truth + best_j, truth[best_j][1]))
+            else:
+                self.ranked.append((float(score), -1, None))
+        self._n_truth += len(truth)
         for (t, kind), hit in zip(truth, matched):
             self.true_total[kind] = self.true_total.get(kind, 0) + 1
             self.true_matched[kind] = self.true_matched.get(kind, 0) + int(hit)
@@ -158,3 +168,28 @@ class RegionCounts:
         kinds = [kind] if kind else list(self.true_total)
         total = sum(self.true_total.get(k, 0) for k in kinds)
         return sum(self.true_matched.get(k, 0) for k in kinds) / total if total else float("nan")
+
+    def recall_at_precision(self, kinds: tuple[str, ...], min_precision: float = 0.8) -> float:
+        """Highest recall of the true regions of `kinds` over score thresholds at which the
+        precision of all findings at or above the threshold is >= `min_precision`.
+
+        Findings are taken best-first; ties in score enter together. 0.0 when no threshold
+        reaches the precision; NaN when there is no true region of these kinds.
+        """
+        total = sum(self.true_total.get(k, 0) for k in kinds)
+        if total == 0:
+            return float("nan")
+        rows = sorted(self.ranked, key=lambda r: -r[0])
+        hit: set[int] = set()
+        correct = 0
+        best = 0.0
+        for n, (score, j, kind) in enumerate(rows, 1):
+            correct += j >= 0
+            if kind in kinds:
+                hit.add(j)
+            if n < len(rows) and rows[n][0] == score:
+                continue  # a threshold cannot split equal scores
+            if correct / n >= min_precision:
+                best = max(best, len(hit) / total)
+        return best
+
