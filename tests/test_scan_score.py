@@ -99,3 +99,22 @@ def test_heatmap_is_one_minus_confidence():
     a = audit_image(teacher(clean), clean, np.full(C, 0.5), ScanParams(), with_heatmap=True)
     assert a.suspicion.dtype == np.uint8
     assert a.suspicion.max() == round(0.1 * 255)
+
+
+def test_a_flip_touching_an_unsure_disagreement_stays_its_own_finding():
+    """The eye swap sits inside a wide skin/hair disagreement the teacher is unsure of: split by
+    (given, suggested) pair, the swap is still found, and the unsure part is not."""
+    clean = face()
+    noisy = clean.copy()
+    noisy[clean == 4] = 5  # left eye labelled as the right eye
+    probs = teacher(clean)
+    # around the left eye the teacher leans to hair (0.45 vs 0.40 skin): disagreement, not sure
+    ring = cv2.dilate((clean == 4).astype(np.uint8), np.ones((25, 25), np.uint8)).astype(bool)
+    ring &= clean == 1
+    probs[:, ring] = 0.15 / (C - 2)
+    probs[10, ring], probs[1, ring] = 0.45, 0.40
+    th = thresholds_for([(teacher(clean), clean)])
+    assert ring.sum() > 4 * (clean == 4).sum()  # the unsure blob dwarfs the eye
+    regions = audit_image(probs, noisy, th).regions
+    assert [(r.given, r.suggested, r.kind) for r in regions] == [(5, 4, "flip")]
+    assert regions[0].area == int((clean == 4).sum())

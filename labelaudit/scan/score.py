@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 from labelaudit.data.classes import IGNORE_INDEX
 
@@ -83,37 +84,51 @@ class ConfidenceStats:
         return np.maximum(t, floor)
 
 
-def suspect_mask(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray,
-                 min_thickness: int = 3, min_confident_frac: float = 0.25
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W) bool suspects and (H, W) teacher argmax.
+def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray,
+                    min_thickness: int = 3, min_confident_frac: float = 0.25
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) int32 region ids (0 = not suspect) and (H, W) teacher argmax.
 
     Shape from disagreement, evidence from confidence: the teacher's top class differs from the
-    label; structures thinner than `min_thickness` (a morphological opening removes them, the
-    pixels next to a thick core stay) are disagreement along boundaries, ambiguity, not noise;
-    and a connected region is kept only when at least `min_confident_frac` of its pixels are
-    confident (p >= the suggested class's threshold, as in confident learning).
+    label. The disagreement is split by (given, suggested) class pair before it is cut into
+    connected regions, so an eyebrow labelled as the other eyebrow stays its own region even
+    where it touches a wider, unsure hair/skin disagreement. Per pair, structures thinner than
+    `min_thickness` (a morphological opening removes them, the pixels next to a thick core stay)
+    are disagreement along boundaries, ambiguity, not noise; a region is kept only when at least
+    `min_confident_frac` of its pixels are confident (p >= the suggested class's threshold, as in
+    confident learning).
     """
     pred = probs.argmax(0)
-    top = np.take_along_axis(probs, pred[None], axis=0)[0]
+    regions = np.zeros(label.shape, np.int32)
     disagree = (pred != label) & (label != IGNORE_INDEX)
     if not disagree.any():
-        return disagree, pred
-    suspect = disagree
-    if min_thickness > 1:
-        k = cv2.getStructuringElement(cv2.MORPH_RECT, (min_thickness, min_thickness))
-        core = cv2.morphologyEx(disagree.astype(np.uint8), cv2.MORPH_OPEN, k)
-        grown = cv2.dilate(core, np.ones((3, 3), np.uint8), iterations=max(1, min_thickness // 2))
-        suspect = disagree & grown.astype(bool)
-    confident = suspect & (top >= thresholds[pred])
-    n, comp = cv2.connectedComponents(suspect.astype(np.uint8), connectivity=8)
-    if n <= 1:
-        return suspect, pred
-    size = np.bincount(comp.ravel(), minlength=n)
-    conf = np.bincount(comp.ravel(), weights=confident.ravel(), minlength=n)
-    keep = conf >= min_confident_frac * size
-    keep[0] = False
-    return keep[comp], pred
+        return regions, pred
+    top = np.take_along_axis(probs, pred[None], axis=0)[0]
+    confident = top >= thresholds[pred]
+    c = probs.shape[0]
+    pair = np.where(disagree, label.astype(np.int64) * c + pred, -1)
+    k = cv2.getStructuringElement(cv2.MORPH_RECT, (min_thickness, min_thickness))
+    next_id = 1
+    for key in np.unique(pair[disagree]):
+        mask = pair == key
+        if min_thickness > 1:
+            core = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, k)
+            if not core.any():
+                continue
+            grown = cv2.dilate(core, np.ones((3, 3), np.uint8), iterations=max(1, min_thickness // 2))
+            mask &= grown.astype(bool)
+        n, comp = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+        if n <= 1:
+            continue
+        size = np.bincount(comp.ravel(), minlength=n)
+        conf = np.bincount(comp.ravel(), weights=(confident & mask).ravel(), minlength=n)
+        keep = conf >= min_confident_frac * size
+        keep[0] = False
+        ids = np.zeros(n, np.int32)
+        ids[keep] = np.arange(next_id, next_id + int(keep.sum()), dtype=np.int32)
+        next_id += int(keep.sum())
+        regions = np.where(comp > 0, np.maximum(regions, ids[comp]), regions)
+    return regions, pred
 
 
 def _component_coverage(region: np.ndarray, class_map: np.ndarray, cls: int,
@@ -136,23 +151,26 @@ def _component_coverage(region: np.ndarray, class_map: np.ndarray, cls: int,
     return float((region & touched).sum()) / float(touched.sum())
 
 
-def find_regions(probs: np.ndarray, label: np.ndarray, suspect: np.ndarray, pred: np.ndarray,
+def find_regions(probs: np.ndarray, label: np.ndarray, comp: np.ndarray, pred: np.ndarray,
                  q: np.ndarray, params: ScanParams) -> list[Region]:
-    """Connected suspect regions with given/suggested class, kind, score, bbox and mask."""
+    """Suspect regions (ids from `suspect_regions`) with given/suggested class, kind, score,
+    bbox and mask."""
     h, w = label.shape
     min_area = max(4, int(params.min_area_frac * h * w))
-    n, comp, stats, _ = cv2.connectedComponentsWithStats(suspect.astype(np.uint8), connectivity=8)
     regions = []
     cache: dict = {}
-    for r in range(1, n):
-        x, y, bw, bh, area = (int(v) for v in stats[r])
+    for r, sl in enumerate(ndimage.find_objects(comp), start=1):
+        if sl is None:
+            continue
+        m = comp[sl] == r
+        area = int(m.sum())
         if area < min_area:
             continue
-        sl = (slice(y, y + bh), slice(x, x + bw))
-        m = comp[sl] == r
+        y, x = sl[0].start, sl[1].start
+        bh, bw = m.shape
         given = int(np.bincount(label[sl][m]).argmax())
         suggested = int(np.bincount(pred[sl][m]).argmax())
-        full = np.zeros_like(suspect)
+        full = np.zeros(comp.shape, bool)
         full[sl] = m
         cov_given = _component_coverage(full, label, given, cache)
         cov_sugg = _component_coverage(full, pred, suggested, cache)
@@ -196,9 +214,9 @@ def audit_image(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray,
     """
     params = params or ScanParams()
     q = self_confidence(probs, label)
-    suspect, pred = suspect_mask(probs, label, thresholds, params.min_thickness,
+    comp, pred = suspect_regions(probs, label, thresholds, params.min_thickness,
                                  params.min_confident_frac)
-    regions = find_regions(probs, label, suspect, pred, q, params)
+    regions = find_regions(probs, label, comp, pred, q, params)
     valid = label != IGNORE_INDEX
     k = max(1, int(params.tail_frac * label.size))
     heat = None
@@ -207,7 +225,7 @@ def audit_image(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray,
     return ImageAudit(
         label_quality=float(np.clip(_lowest_mean(q[valid], k), 0.0, 1.0)),
         mean_self_confidence=float(q[valid].mean()) if valid.any() else 1.0,
-        n_suspect_pixels=int(suspect.sum()),
+        n_suspect_pixels=int((comp > 0).sum()),
         regions=regions,
         suspicion=heat,
     )
