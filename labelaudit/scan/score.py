@@ -109,6 +109,7 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
     pair = np.where(disagree, label.astype(np.int64) * c + pred, -1)
     k = cv2.getStructuringElement(cv2.MORPH_RECT, (min_thickness, min_thickness))
     next_id = 1
+    given_of = [0]  # given class of each region id
     for key in np.unique(pair[disagree]):
         mask = pair == key
         if min_thickness > 1:
@@ -127,7 +128,21 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
         ids = np.zeros(n, np.int32)
         ids[keep] = np.arange(next_id, next_id + int(keep.sum()), dtype=np.int32)
         next_id += int(keep.sum())
+        given_of += [int(key) // c] * int(keep.sum())
         regions = np.where(comp > 0, np.maximum(regions, ids[comp]), regions)
+    if next_id > 1 and min_thickness > 1:
+        # a kept region takes back the thin rim it lost to the split and the opening: touching
+        # disagreement with the same given class, up to `min_thickness` px (the soft corners of a
+        # relabelled part), never a wide unsure area behind it
+        given = np.asarray(given_of)
+        free = disagree & (regions == 0)
+        for _ in range(min_thickness):
+            grown = ndimage.grey_dilation(regions, size=(3, 3))
+            add = free & (grown > 0) & (label == given[grown])
+            if not add.any():
+                break
+            regions[add] = grown[add]
+            free &= ~add
     return regions, pred
 
 
