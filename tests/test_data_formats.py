@@ -455,7 +455,8 @@ def _lapa_with_problem(tmp_path, problem):
         cv2.imwrite(str(d / "labels" / "b.png"), np.dstack([labels["b"]] * 3))
         return d / "labels" / "b.png", "RGB"
     if problem == "palette_label":
-        Image = pytest.importorskip("PIL.Image")
+        from PIL import Image
+
         Image.fromarray(labels["b"]).convert("P").save(d / "labels" / "b.png")
         return d / "labels" / "b.png", "palette"
     raise AssertionError(problem)

@@ -37,7 +37,8 @@ def test_write_label_rejects_wrong_dtype(tmp_path):
 
 
 def test_palette_and_rgb_labels_are_rejected(tmp_path):
-    Image = pytest.importorskip("PIL.Image")
+    from PIL import Image
+
     label = np.array([[0, 1], [2, 3]], np.uint8)
     pal = Image.fromarray(label, mode="L").convert("P")
     pal.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255] + [0] * 756)
@@ -54,7 +55,8 @@ def test_palette_and_rgb_labels_are_rejected(tmp_path):
 
 
 def test_low_bit_depth_label_keeps_indices(tmp_path):
-    Image = pytest.importorskip("PIL.Image")
+    from PIL import Image
+
     label = np.array([[0, 1, 1], [1, 0, 0]], bool)
     Image.fromarray(label).save(tmp_path / "b.png")  # mode "1": 1-bit greyscale
     assert png_header(tmp_path / "b.png").bit_depth == 1

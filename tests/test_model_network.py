@@ -41,7 +41,8 @@ def test_exact_parameter_counts(num_classes, edges, conva_kernel, expected):
 
 
 def test_parameter_count_is_the_same_with_the_inplace_backend():
-    pytest.importorskip("inplace_abn")
+    import inplace_abn  # noqa: F401  # installed by scripts/setup.sh: fails, never skips
+
     with torch.device("meta"):
         model = build_model(11, edges=True, abn="inplace")
     assert count_parameters(model) == 68_544_242
@@ -119,8 +120,6 @@ def test_width_one_sizes_match_design():
 
 @pytest.mark.parametrize("abn", ["torch", "inplace"])
 def test_training_forward_backward_on_cpu(abn):
-    if abn == "inplace":
-        pytest.importorskip("inplace_abn")
     torch.manual_seed(0)
     model = build_model(4, depth=18, width=0.25, edges=True, abn=abn).train()
     x = torch.randn(2, 3, 64, 64)
@@ -165,7 +164,8 @@ def test_training_checkpoint_loads_into_inference_model_with_identical_parsing()
 
 
 def test_backends_agree_in_eval():
-    pytest.importorskip("inplace_abn")
+    import inplace_abn  # noqa: F401  # installed by scripts/setup.sh: fails, never skips
+
     torch.manual_seed(0)
     ours = build_model(3, depth=18, width=0.25, edges=False, abn="torch")
     with torch.no_grad():
@@ -255,8 +255,6 @@ def test_model_package_is_light_and_independent():
 def test_winograd_conv_matches_conv2d(dilation, size, monkeypatch):
     import model.backbone as backbone
 
-    if not torch.backends.nnpack.is_available():
-        pytest.skip("torch built without NNPACK")
     calls = []
     real = backbone._nnpack_conv
     monkeypatch.setattr(backbone, "_nnpack_conv", lambda *a: calls.append(1) or real(*a))
@@ -278,7 +276,8 @@ def test_winograd_conv_matches_conv2d(dilation, size, monkeypatch):
     torch.testing.assert_close(ours.weight.grad, ref.weight.grad, rtol=1e-4, atol=1e-3)
     torch.testing.assert_close(ours.bias.grad, ref.bias.grad, rtol=1e-4, atol=1e-3)
     odd_dilated = dilation == 2 and size % 2
-    assert bool(calls) != bool(odd_dilated)  # NNPACK ran, except where it does not apply
+    # NNPACK ran, except where it does not apply or this torch has no NNPACK (then: Conv2d)
+    assert bool(calls) == (torch.backends.nnpack.is_available() and not odd_dilated)
 
 
 def test_winograd_is_used_only_where_it_pays():

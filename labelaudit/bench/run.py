@@ -18,6 +18,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 from labelaudit.bench.scoring import (
     NOISE_TYPES, MaskCounts, PixelAP, RegionCounts, auroc, average_precision, precision_at_k,
@@ -209,7 +210,8 @@ class _CleanlabChunks:
             regions = [comp == r for r in range(1, n)]
             valid = lb != IGNORE_INDEX
             # a component's score: 1 - its mean pixel label quality (cleanlab's pixel scores)
-            region_scores = [1.0 - float(pixel_q[i][m].mean()) for m in regions]
+            region_scores = [1.0 - float(v) for v in
+                             ndimage.mean(pixel_q[i], labels=comp, index=np.arange(1, n))]
             self.acc.update(1.0 - float(image_q[i]), issues[i].astype(bool), 1.0 - pixel_q[i],
                             regions, tmap, valid, region_scores)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 
 from labelaudit.scan.summary import resolve_scan_run
 from labelaudit.store import Run, Store, repo
@@ -28,16 +27,6 @@ def _given_label_png(source, rec, out: Path) -> Path:
     if not out.exists() or out.stat().st_mtime < max(parts, default=0.0):  # stale: re-merge
         write_label(out, source.load_label(rec))
     return out
-
-
-def _frame_shape(teacher_png: Path, source, rec) -> tuple[int, int]:
-    """(H, W) of the label frame the findings' bboxes are in (not always the image's size)."""
-    if teacher_png.exists():  # the scan's map is in the label frame; PIL reads the header only
-        from PIL import Image as PILImage
-
-        with PILImage.open(teacher_png) as im:
-            return im.height, im.width
-    return source.load_label(rec).shape[:2]
 
 
 def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | None = None,
@@ -69,7 +58,7 @@ def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | 
         rows = []
         for sc in scores:
             im = sc.image
-            rows.append((im.id, im.image_relpath, sc.label_quality,
+            rows.append((im.id, im.image_relpath, sc.label_quality, (im.height, im.width),
                          repo.findings_for_image(s, run, im.id)))
         pairs = repo.confusion_pairs(s, run)
     by_rel = {str(source.image_relpath(r)): r for sp in ("train", "val", "test")
@@ -77,14 +66,14 @@ def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | 
     (maps / "given").mkdir(parents=True, exist_ok=True)
     existing = {sm["image_id"]: sm for sm in ds.select_fields("image_id")} if len(ds) else {}
     new = []
-    for image_id, rel, quality, findings in rows:
+    for image_id, rel, quality, (h, w), findings in rows:
         rec = by_rel.get(rel)
         if rec is None:
             log.warning("%s: no longer in the dataset, not reviewed", rel)
             continue
         teacher_png = maps / "teacher" / f"{image_id}.png"
-        if findings:
-            h, w = _frame_shape(teacher_png, source, rec)
+        if findings and h is None:  # the scan stores the label frame; older stores may not
+            h, w = source.load_label(rec).shape[:2]
         dets = []
         for f in findings:
             x, y, bw, bh = f.bbox

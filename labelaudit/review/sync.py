@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
-
-from labelaudit.store import Decision, Run, Store, repo
+from labelaudit.store import Run, Store, repo
 
 log = logging.getLogger(__name__)
 
@@ -18,17 +16,13 @@ def _verdict(tags) -> str | None:
     return found[-1] if found else None
 
 
-def _latest_from_app(session) -> tuple[dict[int, str], dict[int, str]]:
-    """The latest verdict synced from FiftyOne, per finding id and per image id."""
-    by_finding: dict[int, str] = {}
-    by_image: dict[int, str] = {}
-    for d in session.scalars(select(Decision).where(Decision.source == "fiftyone")
-                             .order_by(Decision.decided_at, Decision.id)):
-        if d.finding_id is not None:
-            by_finding[d.finding_id] = d.verdict
-        elif d.image_id is not None:
-            by_image[d.image_id] = d.verdict
-    return by_finding, by_image
+def _verdicts(session, run_id: int, source: str | None = None
+              ) -> tuple[dict[int, str], dict[int, str]]:
+    """The verdicts in force for a scan run (from `source` only, when given): per finding id
+    and per image id."""
+    dec = repo.decisions_for_run(session, session.get(Run, run_id), source=source)
+    return ({k: d.verdict for k, d in dec.findings.items()},
+            {k: d.verdict for k, d in dec.images.items()})
 
 
 def sync_decisions(store: Store, dataset) -> int:
@@ -43,14 +37,12 @@ def sync_decisions(store: Store, dataset) -> int:
     if not run_ids:
         return 0
     with store.session() as s:
-        in_force = {rid: repo.decisions_for_run(s, s.get(Run, rid)) for rid in run_ids}
-        app_findings, app_images = _latest_from_app(s)
-        in_force = {rid: ({k: d.verdict for k, d in dec.findings.items()},
-                          {k: d.verdict for k, d in dec.images.items()})
-                    for rid, dec in in_force.items()}
+        in_force = {rid: _verdicts(s, rid) for rid in run_ids}
+        from_app = {rid: _verdicts(s, rid, source="fiftyone") for rid in run_ids}
     todo: list[dict] = []
     for sample in dataset.select_fields(["findings", "image_id", "scan_run_id"]):
         findings_now, images_now = in_force[sample["scan_run_id"]]
+        app_findings, app_images = from_app[sample["scan_run_id"]]
         image_id = int(sample["image_id"])
         v = _verdict(sample.tags)
         if v is not None and v != images_now.get(image_id) and v != app_images.get(image_id):

@@ -106,31 +106,36 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
     top = np.take_along_axis(probs, pred[None], axis=0)[0]
     confident = top >= thresholds[pred]
     c = probs.shape[0]
-    pair = np.where(disagree, label.astype(np.int64) * c + pred, -1)
+    # label pairs as 1 + given * C + suggested so that find_objects gives each pair's bounding box
+    pair = np.where(disagree, 1 + label.astype(np.int64) * c + pred, 0)
     k = cv2.getStructuringElement(cv2.MORPH_RECT, (min_thickness, min_thickness))
-    next_id = 1
-    given_of = [0]  # given class of each region id
-    for key in np.unique(pair[disagree]):
-        mask = pair == key
+    grow_iter = max(1, min_thickness // 2)
+    margin = min_thickness + grow_iter  # the opening and the re-growth see no crop edge
+    h, w = label.shape
+    given_of = [0]  # given class of each region id (index = id)
+    for key, box in enumerate(ndimage.find_objects(pair), start=1):
+        if box is None:
+            continue
+        sl = tuple(slice(max(0, b.start - margin), min(dim, b.stop + margin))
+                   for b, dim in zip(box, (h, w)))
+        mask = pair[sl] == key
         if min_thickness > 1:
             core = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, k)
             if not core.any():
                 continue
-            grown = cv2.dilate(core, np.ones((3, 3), np.uint8), iterations=max(1, min_thickness // 2))
-            mask &= grown.astype(bool)
+            mask &= cv2.dilate(core, np.ones((3, 3), np.uint8), iterations=grow_iter).astype(bool)
         n, comp = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
         if n <= 1:
             continue
         size = np.bincount(comp.ravel(), minlength=n)
-        conf = np.bincount(comp.ravel(), weights=(confident & mask).ravel(), minlength=n)
+        conf = np.bincount(comp.ravel(), weights=(confident[sl] & mask).ravel(), minlength=n)
         keep = conf >= min_confident_frac * size
         keep[0] = False
         ids = np.zeros(n, np.int32)
-        ids[keep] = np.arange(next_id, next_id + int(keep.sum()), dtype=np.int32)
-        next_id += int(keep.sum())
-        given_of += [int(key) // c] * int(keep.sum())
-        regions = np.where(comp > 0, np.maximum(regions, ids[comp]), regions)
-    if next_id > 1 and min_thickness > 1:
+        ids[keep] = np.arange(len(given_of), len(given_of) + int(keep.sum()), dtype=np.int32)
+        given_of += [(key - 1) // c] * int(keep.sum())
+        regions[sl][mask] = ids[comp[mask]]  # pairs are disjoint: nothing is overwritten
+    if len(given_of) > 1 and min_thickness > 1:
         # a kept region takes back the thin rim it lost to the split and the opening: touching
         # disagreement with the same given class, up to `min_thickness` px (the soft corners of a
         # relabelled part), never a wide unsure area behind it

@@ -379,17 +379,21 @@ def record_decision(
     return d
 
 
-def decisions_for_run(session: Session, run: Run) -> RunDecisions:
-    """Decisions in force for a run: latest per finding of the run, latest per scored image."""
+def decisions_for_run(session: Session, run: Run, source: str | None = None) -> RunDecisions:
+    """Decisions in force for a run: latest per finding of the run, latest per scored image.
+
+    With `source` ("cli", "fiftyone", ...), the latest decision from that source only.
+    """
+    only = () if source is None else (Decision.source == source,)
     by_finding: dict[int, Decision] = {}
     for d in session.scalars(
             select(Decision).join(Finding, Decision.finding_id == Finding.id)
-            .where(Finding.run_id == run.id).order_by(Decision.decided_at, Decision.id)):
+            .where(Finding.run_id == run.id, *only).order_by(Decision.decided_at, Decision.id)):
         by_finding[d.finding_id] = d  # type: ignore[index]  # later rows win
     by_image: dict[int, Decision] = {}
     scored = select(ImageScore.image_id).where(ImageScore.run_id == run.id)
     for d in session.scalars(
-            select(Decision).where(Decision.image_id.in_(scored))
+            select(Decision).where(Decision.image_id.in_(scored), *only)
             .order_by(Decision.decided_at, Decision.id)):
         by_image[d.image_id] = d  # type: ignore[index]
     return RunDecisions(by_finding, by_image)
