@@ -69,6 +69,19 @@ def test_thin_boundary_disagreement_is_not_a_finding_but_a_thick_shift_is():
     assert regions and all(r.kind == "boundary" and (r.given, r.suggested) == (1, 0) for r in regions)
 
 
+
+def test_a_whole_part_finding_ranks_before_a_boundary_one_of_equal_evidence():
+    clean = face()
+    noisy = clean.copy()
+    grown = cv2.dilate((clean == 1).astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    noisy[grown & (clean == 0)] = 1  # skin bleeds 4 px into background: large, partial
+    noisy[clean == 6] = 1  # nose dropped: small, a whole part
+    th = thresholds_for([(teacher(clean), clean)])
+    regions = audit_image(teacher(clean), noisy, th).regions
+    assert [r.kind for r in regions] == ["missing", "boundary"]  # same teacher confidence 0.9
+    assert regions[1].area > regions[0].area
+    assert regions[1].score == pytest.approx(ScanParams().partial_weight * regions[0].score)
+
 def test_missing_and_spurious_parts():
     clean = face()
     dropped = clean.copy()

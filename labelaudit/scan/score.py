@@ -29,6 +29,7 @@ class ScanParams:
     cover: float = 0.5  # coverage of a component that makes a region a whole-part finding
     threshold_floor: float = 0.5  # per-class confident thresholds never go below this
     min_confident_frac: float = 0.25  # share of a region's pixels the teacher must be sure of
+    partial_weight: float = 0.9  # score factor of a "boundary" finding (no whole part involved)
 
 
 @dataclass
@@ -205,9 +206,12 @@ def find_regions(probs: np.ndarray, label: np.ndarray, comp: np.ndarray, pred: n
         # evidence = 1 - mean self-confidence of the region's worst (up to part-sized) pixels:
         # a wrong label leaves pixels the teacher is all but sure of; its own mistakes rarely do
         k = max(1, min(int(params.part_area_frac * h * w), area // 2))  # small: worst half
-        score = 1.0 - _lowest_mean(q[sl][m], k)
-        if score < params.min_evidence:
+        evidence = 1.0 - _lowest_mean(q[sl][m], k)
+        if evidence < params.min_evidence:
             continue
+        # a disagreement that is neither a whole labelled part nor a whole predicted part is what
+        # a teacher's own blurry outline looks like: it ranks after whole-part findings
+        score = evidence * (params.partial_weight if kind == "boundary" else 1.0)
         regions.append(Region(given, suggested, kind, score, area, (x, y, bw, bh), m))
     regions.sort(key=lambda r: (-r.score, -r.area))
     return regions
