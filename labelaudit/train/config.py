@@ -97,7 +97,7 @@ def _preset_cpu() -> TrainConfig:
         model=ModelConfig(depth=18, width=0.5, conva_kernel=3, abn="torch"),
         data=DataConfig(size=128, rotation=20.0),
         schedule=ScheduleConfig(
-            epochs=30, batch_size=16, lr=1e-2, csr_start=18, cycles=3, cycle_epochs=4,
+            epochs=40, batch_size=16, lr=1e-2, csr_start=28, cycles=3, cycle_epochs=4,
             cycle_lr_max=5e-3, cycle_lr_min=1e-4, edge_width=1,
         ),
         amp=False,
