@@ -28,7 +28,7 @@ class ScanParams:
     min_evidence: float = 0.9  # regions whose worst pixels the teacher is less sure of are dropped
     cover: float = 0.5  # coverage of a component that makes a region a whole-part finding
     threshold_floor: float = 0.5  # per-class confident thresholds never go below this
-    min_confident_frac: float = 0.25  # share of a region's pixels the teacher must be sure of
+    min_confident_frac: float = 0.1  # share of a region's pixels the teacher must be sure of
     partial_weight: float = 0.9  # score factor of a "boundary" finding (no whole part involved)
 
 
@@ -86,7 +86,7 @@ class ConfidenceStats:
 
 
 def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray,
-                    min_thickness: int = 3, min_confident_frac: float = 0.25
+                    min_thickness: int = 3, min_confident_frac: float = 0.1
                     ) -> tuple[np.ndarray, np.ndarray]:
     """(H, W) int32 region ids (0 = not suspect) and (H, W) teacher argmax.
 
