@@ -166,3 +166,12 @@ def test_decision_survives_rescan(planted):
         dec = repo.decisions_for_run(s, s.get(repo.Run, second.run_id))
         assert [d.verdict for d in dec.findings.values()] == ["accept"]
     store.close()
+
+
+def test_the_scan_pins_glibc_mmap_threshold():
+    import platform
+
+    from labelaudit.scan.run import pin_malloc_mmap_threshold
+
+    # glibc's mallopt returns 1 when it took the setting; elsewhere the call is skipped
+    assert pin_malloc_mmap_threshold() is (platform.libc_ver()[0] == "glibc")

@@ -189,6 +189,28 @@ def _write_maps(maps_dir: Path, image_id: int, probs: np.ndarray, audit: ImageAu
         cv2.imwrite(str(maps_dir / "suspicion" / f"{image_id}.png"), audit.suspicion)
 
 
+def pin_malloc_mmap_threshold(threshold: int = 64 * 1024) -> bool:
+    """Serve heap blocks of at least `threshold` bytes with mmap (glibc only; process-wide).
+
+    glibc raises its mmap threshold after large blocks are freed, after which the per-image
+    probability maps (~0.7 MB each) are carved from the heap, which then fragments: the scan's
+    resident memory crept up by ~40 MB over its first 240 images (measured, 382 -> 425 MB; Python
+    and numpy allocations themselves stay flat). A fixed threshold keeps those blocks out of the
+    heap and the resident size flat. Returns whether the setting took (False off glibc).
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        ok = bool(libc is not None and libc.mallopt(-3, int(threshold)))  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        ok = False
+    log.debug("malloc mmap threshold %s", f"pinned at {threshold} B" if ok else "left as is")
+    return ok
+
+
 def run_scan(opts: ScanOptions, on_image: ImageHook | None = None,
              predict: Predict | None = None) -> ScanResult:
     """Scan `opts.split` of the run's dataset; see the module docstring.
@@ -199,6 +221,7 @@ def run_scan(opts: ScanOptions, on_image: ImageHook | None = None,
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
+    pin_malloc_mmap_threshold()
     device = _device(opts.device)
     teachers = load_teachers(opts.run_dir, opts.teacher, device)
     cfg = teachers.config
