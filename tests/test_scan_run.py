@@ -168,10 +168,11 @@ def test_decision_survives_rescan(planted):
     store.close()
 
 
-def test_the_scan_pins_glibc_mmap_threshold():
+def test_the_heap_trimmer_finds_malloc_trim_on_glibc():
     import platform
 
-    from labelaudit.scan.run import pin_malloc_mmap_threshold
+    from labelaudit.scan.run import HeapTrimmer
 
-    # glibc's mallopt returns 1 when it took the setting; elsewhere the call is skipped
-    assert pin_malloc_mmap_threshold() is (platform.libc_ver()[0] == "glibc")
+    trim = HeapTrimmer()
+    assert trim.active is (platform.libc_ver()[0] == "glibc")
+    trim()  # callable either way
