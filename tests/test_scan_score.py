@@ -69,7 +69,6 @@ def test_thin_boundary_disagreement_is_not_a_finding_but_a_thick_shift_is():
     assert regions and all(r.kind == "boundary" and (r.given, r.suggested) == (1, 0) for r in regions)
 
 
-
 def test_a_whole_part_finding_ranks_before_a_boundary_one_of_equal_evidence():
     clean = face()
     noisy = clean.copy()
@@ -81,6 +80,7 @@ def test_a_whole_part_finding_ranks_before_a_boundary_one_of_equal_evidence():
     assert [r.kind for r in regions] == ["missing", "boundary"]  # same teacher confidence 0.9
     assert regions[1].area > regions[0].area
     assert regions[1].score == pytest.approx(ScanParams().partial_weight * regions[0].score)
+
 
 def test_missing_and_spurious_parts():
     clean = face()

@@ -196,7 +196,8 @@ class HeapTrimmer:
     activations; glibc keeps the freed pages, and the heap's holes made the scan's resident
     memory creep up over its first few hundred images (measured: 421 -> 448 MB over 320 images
     of the cpu preset; Python and numpy allocations themselves stay flat). Trimming once per
-    batch keeps it flat (338 MB). A no-op where the C library has no `malloc_trim`.
+    batch keeps the peak flat (benchmark: 400 MB for 60 images, 397 MB for 240). A no-op where
+    the C library has no `malloc_trim`.
     """
 
     def __init__(self) -> None:
