@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-
 from labelaudit.scan.summary import resolve_scan_run
 from labelaudit.store import Run, Store, repo
 

@@ -202,13 +202,10 @@ class HeapTrimmer:
 
     def __init__(self) -> None:
         import ctypes
-        import ctypes.util
 
-        self._trim = None
-        name = ctypes.util.find_library("c")
-        try:
-            self._trim = getattr(ctypes.CDLL(name), "malloc_trim") if name else None
-        except (OSError, AttributeError):
+        try:  # the symbols already loaded into this process (no library search, no subprocess)
+            self._trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+        except OSError:
             self._trim = None
 
     @property

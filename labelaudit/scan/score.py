@@ -86,7 +86,8 @@ class ConfidenceStats:
 
 
 def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray,
-                    min_thickness: int = 3, min_confident_frac: float = 0.1
+                    min_thickness: int = ScanParams.min_thickness,
+                    min_confident_frac: float = ScanParams.min_confident_frac,
                     ) -> tuple[np.ndarray, np.ndarray]:
     """(H, W) int32 region ids (0 = not suspect) and (H, W) teacher argmax.
 
