@@ -20,7 +20,7 @@ from labelaudit.train import load_config, train
 from labelaudit.train.checkpoint import CheckpointError
 from labelaudit.train.config import preset, rescale_epochs
 from labelaudit.train.engine import Trainer
-from labelaudit.train.schedule import in_csr, is_cycle_end, learning_rate
+from labelaudit.train.schedule import in_csr, is_cycle_end, is_teacher_update, learning_rate
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +48,17 @@ def test_paper_schedule_shape():
     csr = [learning_rate(s, e, 0, 10) for e in range(s.csr_start, s.epochs)]
     assert max(csr) <= s.cycle_lr_max + 1e-12 and min(csr) >= s.cycle_lr_min - 1e-12
     assert not in_csr(s, s.csr_start - 1) and in_csr(s, s.csr_start)
+
+
+@pytest.mark.parametrize("seed", [True, False])
+def test_the_teacher_is_seeded_with_the_last_dml_model_only_when_asked(seed):
+    s = preset("paper").schedule
+    s.seed_teacher = seed
+    updates = [e for e in range(s.epochs) if is_teacher_update(s, e)]
+    cycle_ends = [s.csr_start - 1 + s.cycle_epochs * (k + 1) for k in range(s.cycles)]
+    assert updates == ([s.csr_start - 1] if seed else []) + cycle_ends
+    s.csr_start = 0  # no DML phase: nothing to seed with
+    assert not is_teacher_update(s, -1) and is_teacher_update(s, s.cycle_epochs - 1)
 
 
 def test_rescaled_schedule_keeps_both_phases():
@@ -88,7 +99,11 @@ def test_resume_after_sigkill_reproduces_the_uninterrupted_run(tiny, tmp_path):
         for name, t in a[key].items():
             assert torch.equal(t, b[key][name]), f"{key}.{name} differs after resume"
     lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3, 4]
+    records = [json.loads(x) for x in lines]
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4]
+    # the last DML epoch seeds the teacher, so the first CSR epoch already distils from it
+    assert "val/teacher/mean_f1" in records[1] and records[1]["distill"] == 0
+    assert records[2]["phase"] == "csr" and records[2]["distill"] > 0
     assert (tmp_path / "b" / "dml_student.pt").exists() and (tmp_path / "b" / "report.json").exists()
 
 

@@ -68,6 +68,9 @@ class ScheduleConfig:
     cycle_lr_min: float = 1e-5
     edge_width: int = 1
     bn_batches: int | None = None  # batches for BN re-estimation of the teacher (None = all)
+    # The released code folds the model at the end of the DML phase into the teacher as its first
+    # snapshot, so every CSR cycle distils; off: the first cycle trains without a teacher.
+    seed_teacher: bool = True
 
 
 @dataclass

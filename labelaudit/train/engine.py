@@ -1,8 +1,8 @@
 """The DML-CSR training loop: decoupled multi-task learning, then cyclical self-regulation.
 
 One process or many (torchrun + DDP). Per epoch: train the student (with the teacher's soft
-targets once a teacher exists), at each CSR cycle end fold the student into the self-ensembled
-teacher (eq. 6), re-estimate the teacher's BN statistics, validate, checkpoint atomically.
+targets once a teacher exists), at the end of the DML phase (the teacher's seed) and of each CSR
+cycle fold the student into the self-ensembled teacher (eq. 6), re-estimate the teacher's BN statistics, validate, checkpoint atomically.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from labelaudit.train import distributed as D
 from labelaudit.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from labelaudit.train.config import TrainConfig, config_from_dict, to_toml
-from labelaudit.train.schedule import cycle_of, in_csr, is_cycle_end, learning_rate
+from labelaudit.train.schedule import cycle_of, in_csr, is_teacher_update, learning_rate
 
 log = logging.getLogger(__name__)
 
@@ -290,12 +290,12 @@ class Trainer:
                                       "cycle": cycle_of(s, epoch) + 1}
             record.update(self._train_epoch(epoch))
             throughput.append(record["images_per_s"])
-            if is_cycle_end(s, epoch):
+            if is_teacher_update(s, epoch):
                 self._update_teacher(epoch)
             if self.dist.is_master:
                 record.update({f"val/student/{k}": v for k, v in self._validate(self.student).items()
                                if "/" not in k})
-                if self.teacher is not None and is_cycle_end(s, epoch):
+                if self.teacher is not None and is_teacher_update(s, epoch):
                     record.update({f"val/teacher/{k}": v for k, v in
                                    self._validate(self.teacher, calibrate=True).items() if "/" not in k})
                 self._track_best(epoch, record)

@@ -27,6 +27,13 @@ def is_cycle_end(s: ScheduleConfig, epoch: int) -> bool:
     return (k + 1) % s.cycle_epochs == 0 and k < s.cycles * s.cycle_epochs
 
 
+def is_teacher_update(s: ScheduleConfig, epoch: int) -> bool:
+    """True when the student is folded into the teacher after `epoch`: every CSR cycle end and,
+    with `seed_teacher`, the last DML epoch (the released code's first snapshot)."""
+    seeds = s.seed_teacher and s.csr_start > 0 and epoch == s.csr_start - 1
+    return seeds or is_cycle_end(s, epoch)
+
+
 def learning_rate(s: ScheduleConfig, epoch: int, it: int, iters_per_epoch: int) -> float:
     """LR for iteration `it` of `epoch`.
 
