@@ -82,6 +82,62 @@ def test_a_whole_part_finding_ranks_before_a_boundary_one_of_equal_evidence():
     assert regions[1].score == pytest.approx(ScanParams().partial_weight * regions[0].score)
 
 
+def mixed_teacher(clean, noisy, q_given, conf=0.9):
+    """`teacher(clean, conf)`, except that where `noisy` differs the given label gets `q_given`
+    and the clean class the rest."""
+    p = teacher(clean, conf)
+    ys, xs = np.nonzero(noisy != clean)
+    p[:, ys, xs] = 0.0
+    p[noisy[ys, xs], ys, xs] = q_given
+    p[clean[ys, xs], ys, xs] = 1.0 - q_given
+    return p
+
+
+def test_a_part_the_teacher_splits_between_two_classes_is_still_a_finding():
+    """Left eye labelled as the right eye; the teacher gives it 0.6 left eye, 0.39 skin: below the
+    left eye's confident threshold (0.9), but the given label (p 0.01) is confidently wrong."""
+    clean = face()
+    noisy = clean.copy()
+    noisy[clean == 4] = 5
+    probs = teacher(clean)
+    eye = clean == 4
+    probs[:, eye] = 0.0
+    probs[4, eye], probs[1, eye], probs[5, eye] = 0.6, 0.39, 0.01
+    th = thresholds_for([(teacher(clean), clean)])
+    assert th[4] > 0.6  # the suggested class alone would not be confident
+    (r,) = audit_image(probs, noisy, th).regions
+    assert (r.given, r.suggested) == (5, 4) and r.area == int(eye.sum())
+    assert r.score == pytest.approx(0.99, abs=1e-3)
+
+
+def test_a_predicted_part_that_only_widens_a_labelled_one_ranks_as_partial():
+    clean = face()
+    dropped = clean.copy()
+    dropped[clean == 6] = 1  # whole nose unlabelled
+    widened = clean.copy()
+    widened[(clean == 6) & (np.arange(96)[:, None] >= 50)] = 1  # nose labelled on its top 4 rows
+    th = thresholds_for([(teacher(clean), clean)])
+    (whole,) = audit_image(teacher(clean), dropped, th).regions
+    (part,) = audit_image(teacher(clean), widened, th).regions
+    assert whole.kind == part.kind == "missing" and part.area < whole.area
+    assert part.score == pytest.approx(ScanParams().partial_weight * whole.score)
+
+
+def test_findings_below_min_score_are_dropped_after_the_partial_weight():
+    """Evidence 0.9 keeps a whole missing part (score 0.9) but not a boundary bleed (0.81)."""
+    clean = face()
+    noisy = clean.copy()
+    grown = cv2.dilate((clean == 1).astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    noisy[grown & (clean == 0)] = 1
+    noisy[clean == 6] = 1
+    th = thresholds_for([(teacher(clean), clean)])
+    params = ScanParams()
+    assert params.partial_weight * 0.9 < params.min_score <= 0.9
+    regions = audit_image(mixed_teacher(clean, noisy, q_given=0.1), noisy, th, params).regions
+    assert [(r.kind, r.suggested) for r in regions] == [("missing", 6)]
+    assert regions[0].score == pytest.approx(0.9, abs=1e-3)
+
+
 def test_missing_and_spurious_parts():
     clean = face()
     dropped = clean.copy()

@@ -15,6 +15,7 @@ from scipy import ndimage
 from labelaudit.data.classes import IGNORE_INDEX
 
 KINDS = ("flip", "missing", "spurious", "boundary")
+MAJORITY = 0.5  # a pixel whose label is confidently wrong still needs a clear alternative
 
 
 @dataclass
@@ -25,11 +26,12 @@ class ScanParams:
     min_area_frac: float = 2e-4  # regions smaller than this fraction of the image are dropped
     part_area_frac: float = 4e-3  # a region's evidence: its worst part-sized set of pixels
     tail_frac: float = 1e-3  # label_quality = mean self-confidence of the image's worst pixels
-    min_evidence: float = 0.9  # regions whose worst pixels the teacher is less sure of are dropped
+    min_score: float = 0.85  # findings scoring lower are dropped (score: see `find_regions`)
     cover: float = 0.5  # coverage of a component that makes a region a whole-part finding
     threshold_floor: float = 0.5  # per-class confident thresholds never go below this
     min_confident_frac: float = 0.1  # share of a region's pixels the teacher must be sure of
-    partial_weight: float = 0.9  # score factor of a "boundary" finding (no whole part involved)
+    partial_weight: float = 0.9  # score factor of a finding that is no whole part of its own
+    touch_px: int = 2  # a "missing" region this close to a labelled part of its class extends it
 
 
 @dataclass
@@ -97,8 +99,10 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
     where it touches a wider, unsure hair/skin disagreement. Per pair, structures thinner than
     `min_thickness` (a morphological opening removes them, the pixels next to a thick core stay)
     are disagreement along boundaries, ambiguity, not noise; a region is kept only when at least
-    `min_confident_frac` of its pixels are confident (p >= the suggested class's threshold, as in
-    confident learning).
+    `min_confident_frac` of its pixels are confident: the teacher is sure of the suggested class
+    (p >= its threshold, as in confident learning) or sure that the given class is wrong
+    (p[given] <= 1 - the given class's threshold, with a top class of p >= `MAJORITY`: a flipped
+    eyebrow the teacher splits between the other eyebrow and skin is still mislabelled).
     """
     pred = probs.argmax(0)
     regions = np.zeros(label.shape, np.int32)
@@ -106,7 +110,9 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
     if not disagree.any():
         return regions, pred
     top = np.take_along_axis(probs, pred[None], axis=0)[0]
-    confident = top >= thresholds[pred]
+    labelled = np.where(label == IGNORE_INDEX, 0, label).astype(np.int64)
+    q = np.take_along_axis(probs, labelled[None], axis=0)[0]
+    confident = (top >= thresholds[pred]) | ((q <= 1.0 - thresholds[labelled]) & (top >= MAJORITY))
     c = probs.shape[0]
     # label pairs as 1 + given * C + suggested so that find_objects gives each pair's bounding box
     pair = np.where(disagree, 1 + label.astype(np.int64) * c + pred, 0)
@@ -208,14 +214,32 @@ def find_regions(probs: np.ndarray, label: np.ndarray, comp: np.ndarray, pred: n
         # a wrong label leaves pixels the teacher is all but sure of; its own mistakes rarely do
         k = max(1, min(int(params.part_area_frac * h * w), area // 2))  # small: worst half
         evidence = 1.0 - _lowest_mean(q[sl][m], k)
-        if evidence < params.min_evidence:
-            continue
         # a disagreement that is neither a whole labelled part nor a whole predicted part is what
-        # a teacher's own blurry outline looks like: it ranks after whole-part findings
-        score = evidence * (params.partial_weight if kind == "boundary" else 1.0)
+        # a teacher's own blurry outline looks like, and so is a predicted part that only widens
+        # a labelled part of the same class: both rank after whole-part findings
+        partial = kind == "boundary" or (
+            kind == "missing" and _touches(m, sl, label, suggested, params.touch_px))
+        score = evidence * (params.partial_weight if partial else 1.0)
+        if score < params.min_score:
+            continue
         regions.append(Region(given, suggested, kind, score, area, (x, y, bw, bh), m))
     regions.sort(key=lambda r: (-r.score, -r.area))
     return regions
+
+
+def _touches(mask: np.ndarray, box: tuple[slice, slice], class_map: np.ndarray, cls: int,
+             px: int) -> bool:
+    """True when `mask` (cropped to `box` of class_map) comes within `px` pixels
+    (8-connected) of a `cls` pixel of class_map."""
+    if px <= 0:
+        return False
+    h, w = class_map.shape
+    y0, x0 = max(0, box[0].start - px), max(0, box[1].start - px)
+    y1, x1 = min(h, box[0].stop + px), min(w, box[1].stop + px)
+    grown = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    grown[box[0].start - y0:box[0].stop - y0, box[1].start - x0:box[1].stop - x0] = mask
+    grown = cv2.dilate(grown, np.ones((3, 3), np.uint8), iterations=px)
+    return bool((grown.astype(bool) & (class_map[y0:y1, x0:x1] == cls)).any())
 
 
 def _lowest_mean(values: np.ndarray, k: int) -> float:
