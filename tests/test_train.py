@@ -101,20 +101,25 @@ def test_resume_after_sigkill_reproduces_the_uninterrupted_run(tiny, tmp_path):
     lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
     records = [json.loads(x) for x in lines]
     assert [r["epoch"] for r in records] == [1, 2, 3, 4]
-    # the last DML epoch seeds the teacher, so the first CSR epoch already distils from it
-    assert "val/teacher/mean_f1" in records[1] and records[1]["distill"] == 0
-    assert records[2]["phase"] == "csr" and records[2]["distill"] > 0
+    # unseeded (cpu presets): the first cycle trains alone, its end makes the first teacher
+    assert "val/teacher/mean_f1" not in records[1] and records[2]["distill"] == 0
+    assert "val/teacher/mean_f1" in records[2] and records[3]["distill"] > 0
     assert (tmp_path / "b" / "dml_student.pt").exists() and (tmp_path / "b" / "report.json").exists()
 
 
 def test_interrupt_in_process_then_resume(tiny, tmp_path):
-    cfg = _cfg(tiny)
+    cfg = _cfg(tiny, **{"schedule.seed_teacher": True})
     crashed = Trainer(cfg, tmp_path / "c", progress=False, stop_after_iters=3)  # 2 iters/epoch
     with pytest.raises(KeyboardInterrupt):
         crashed.fit()
     assert _state(tmp_path / "c" / "checkpoint.pt")["epoch"] == 1
     res = train(cfg, tmp_path / "c", resume=True, progress=False)
     assert res.epochs == 3 and _state(tmp_path / "c" / "checkpoint.pt")["teacher"] is not None
+    # seeded: the last DML epoch makes the first teacher, the first CSR epoch distils from it
+    records = [json.loads(x) for x in (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()]
+    first_csr = cfg.schedule.csr_start  # 0-based epoch = index in the records
+    assert "val/teacher/mean_f1" in records[first_csr - 1] and records[first_csr - 1]["distill"] == 0
+    assert records[first_csr]["phase"] == "csr" and records[first_csr]["distill"] > 0
     # the run and its resolved config are in the store beside the run
     con = sqlite3.connect(tmp_path / "c" / "labelaudit.db")
     rows = con.execute("select kind, status, config from runs").fetchall()

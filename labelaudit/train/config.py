@@ -69,8 +69,9 @@ class ScheduleConfig:
     edge_width: int = 1
     bn_batches: int | None = None  # batches for BN re-estimation of the teacher (None = all)
     # The released code folds the model at the end of the DML phase into the teacher as its first
-    # snapshot, so every CSR cycle distils; off: the first cycle trains without a teacher.
-    seed_teacher: bool = True
+    # snapshot, so every CSR cycle distils (paper preset); off (the paper's text, eq. 6): the
+    # teacher averages cycle-end snapshots only and the first cycle trains without one.
+    seed_teacher: bool = False
 
 
 @dataclass
@@ -91,7 +92,7 @@ class TrainConfig:
 
 
 def _preset_paper() -> TrainConfig:
-    return TrainConfig(preset="paper")
+    return TrainConfig(preset="paper", schedule=ScheduleConfig(seed_teacher=True))
 
 
 def _preset_cpu() -> TrainConfig:
