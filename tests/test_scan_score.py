@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from labelaudit.scan.score import ConfidenceStats, ScanParams, audit_image, self_confidence
+from labelaudit.scan.score import ConfidenceStats, ScanParams, audit_image, self_confidence, top_class
 
 C = 11
 
@@ -29,6 +29,14 @@ def thresholds_for(pairs):
     for probs, lab in pairs:
         st.update(probs, lab)
     return st.thresholds()
+
+
+def test_top_class_is_argmax_and_max_with_first_index_on_ties():
+    rng = np.random.default_rng(0)
+    p = rng.integers(0, 4, (C, 16, 16)).astype(np.float32)  # many ties
+    pred, top = top_class(p)
+    np.testing.assert_array_equal(pred, p.argmax(0))
+    np.testing.assert_array_equal(top, p.max(0))
 
 
 def test_self_confidence_ignores_255():

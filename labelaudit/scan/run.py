@@ -184,7 +184,8 @@ def _find_resumable(store: Store, dataset_id: int, config: dict[str, Any]) -> in
 
 
 def _write_maps(maps_dir: Path, image_id: int, probs: np.ndarray, audit: ImageAudit) -> None:
-    cv2.imwrite(str(maps_dir / "teacher" / f"{image_id}.png"), probs.argmax(0).astype(np.uint8))
+    pred = audit.prediction if audit.prediction is not None else probs.argmax(0).astype(np.uint8)
+    cv2.imwrite(str(maps_dir / "teacher" / f"{image_id}.png"), pred)
     if audit.suspicion is not None:
         cv2.imwrite(str(maps_dir / "suspicion" / f"{image_id}.png"), audit.suspicion)
 
