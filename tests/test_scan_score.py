@@ -3,7 +3,9 @@ import cv2
 import numpy as np
 import pytest
 
-from labelaudit.scan.score import ConfidenceStats, ScanParams, audit_image, self_confidence, top_class
+from labelaudit.scan.score import (
+    ConfidenceStats, ScanParams, audit_image, self_confidence, top_class,
+)
 
 C = 11
 

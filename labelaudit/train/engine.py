@@ -1,8 +1,9 @@
 """The DML-CSR training loop: decoupled multi-task learning, then cyclical self-regulation.
 
 One process or many (torchrun + DDP). Per epoch: train the student (with the teacher's soft
-targets once a teacher exists), at the end of the DML phase (the teacher's seed) and of each CSR
-cycle fold the student into the self-ensembled teacher (eq. 6), re-estimate the teacher's BN statistics, validate, checkpoint atomically.
+targets once a teacher exists), at each CSR cycle end (and, with `schedule.seed_teacher`, at the
+end of the DML phase) fold the student into the self-ensembled teacher (eq. 6), re-estimate the
+teacher's BN statistics, validate, checkpoint atomically.
 """
 from __future__ import annotations
 
