@@ -219,6 +219,7 @@ def _sync_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
         dist.all_reduce(grads)
         torch.save({"dx": xs.grad, "grads": grads, "rm": net[0].running_mean, "rv": net[0].running_var},
                    os.path.join(out_dir, f"{rank}.pt"))
+        dist.barrier()  # neither rank tears gloo down while the other still uses it
     finally:
         dist.destroy_process_group()
 
