@@ -183,11 +183,11 @@ def _find_resumable(store: Store, dataset_id: int, config: dict[str, Any]) -> in
     return None
 
 
-def _write_maps(maps_dir: Path, image_id: int, probs: np.ndarray, audit: ImageAudit) -> None:
-    pred = audit.prediction if audit.prediction is not None else probs.argmax(0).astype(np.uint8)
-    cv2.imwrite(str(maps_dir / "teacher" / f"{image_id}.png"), pred)
-    if audit.suspicion is not None:
-        cv2.imwrite(str(maps_dir / "suspicion" / f"{image_id}.png"), audit.suspicion)
+def _write_maps(maps_dir: Path, image_id: int, audit: ImageAudit) -> None:
+    """The teacher argmax and suspicion PNGs of an audit made `with_heatmap`."""
+    assert audit.prediction is not None and audit.suspicion is not None
+    cv2.imwrite(str(maps_dir / "teacher" / f"{image_id}.png"), audit.prediction)
+    cv2.imwrite(str(maps_dir / "suspicion" / f"{image_id}.png"), audit.suspicion)
 
 
 class HeapTrimmer:
@@ -304,10 +304,10 @@ def run_scan(opts: ScanOptions, on_image: ImageHook | None = None,
                         label = batch["label_orig"][k]
                         p = probs[k]
                         audit = audit_image(p, label, thresholds[teachers.for_record(rec.id)],
-                                            opts.params, with_heatmap=opts.maps)
+                                            opts.params, with_heatmap=maps_dir is not None)
                         image_id = image_ids[rec.id]
                         if maps_dir is not None:
-                            _write_maps(maps_dir, image_id, p, audit)
+                            _write_maps(maps_dir, image_id, audit)
                         valid = label != 255
                         class_pixels += np.bincount(label[valid].ravel(),
                                                     minlength=classes.num_classes)[:classes.num_classes]

@@ -291,12 +291,13 @@ class Trainer:
                                       "cycle": cycle_of(s, epoch) + 1}
             record.update(self._train_epoch(epoch))
             throughput.append(record["images_per_s"])
-            if is_teacher_update(s, epoch):
+            teacher_updated = is_teacher_update(s, epoch)
+            if teacher_updated:
                 self._update_teacher(epoch)
             if self.dist.is_master:
                 record.update({f"val/student/{k}": v for k, v in self._validate(self.student).items()
                                if "/" not in k})
-                if self.teacher is not None and is_teacher_update(s, epoch):
+                if teacher_updated:
                     record.update({f"val/teacher/{k}": v for k, v in
                                    self._validate(self.teacher, calibrate=True).items() if "/" not in k})
                 self._track_best(epoch, record)
