@@ -79,6 +79,24 @@ def test_thin_boundary_disagreement_is_not_a_finding_but_a_thick_shift_is():
     assert regions and all(r.kind == "boundary" and (r.given, r.suggested) == (1, 0) for r in regions)
 
 
+def test_thin_parts_swapped_whole_are_a_flip_when_the_teacher_is_sure():
+    """Lips 2 px thin (thinner than the opening) labelled upper for lower: kept as two flips while
+    the teacher gives the label <= thin_sure; the same swap with an unsure teacher is not kept."""
+    clean = face()
+    clean[64:66, 40:57] = 7  # upper lip
+    clean[66:68, 40:57] = 9  # lower lip
+    noisy = clean.copy()
+    noisy[clean == 7], noisy[clean == 9] = 9, 7
+    th = thresholds_for([(teacher(clean), clean)])
+    params = ScanParams()
+    assert params.min_thickness > 2 and params.thin_sure >= 0.01
+    regions = audit_image(teacher(clean), noisy, th, params).regions  # p[given] = 0.01
+    assert sorted((r.kind, r.given, r.suggested, r.area) for r in regions) == [
+        ("flip", 7, 9, 34), ("flip", 9, 7, 34)]
+    unsure = mixed_teacher(clean, noisy, q_given=0.2)  # the given label still at 0.2
+    assert params.thin_sure < 0.2 and audit_image(unsure, noisy, th, params).regions == []
+
+
 def test_a_whole_part_finding_ranks_before_a_boundary_one_of_equal_evidence():
     clean = face()
     noisy = clean.copy()

@@ -32,6 +32,7 @@ class ScanParams:
     min_confident_frac: float = 0.1  # share of a region's pixels the teacher must be sure of
     partial_weight: float = 0.9  # score factor of a finding that is no whole part of its own
     touch_px: int = 2  # a "missing" region this close to a labelled part of its class extends it
+    thin_sure: float = 0.1  # thinner than min_thickness is kept where p[given] <= this, as a flip
 
 
 @dataclass
@@ -106,8 +107,11 @@ def top_class(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray,
                     min_thickness: int = ScanParams.min_thickness,
                     min_confident_frac: float = ScanParams.min_confident_frac,
-                    q: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W) int32 region ids (0 = not suspect) and (H, W) teacher argmax.
+                    q: np.ndarray | None = None,
+                    thin_sure: float = ScanParams.thin_sure,
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(H, W) int32 region ids (0 = not suspect), (H, W) teacher argmax and, per region id,
+    whether the region is thin only (nothing of it survives the opening).
 
     `q` is `self_confidence(probs, label)` when the caller has it already.
 
@@ -116,7 +120,10 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
     connected regions, so an eyebrow labelled as the other eyebrow stays its own region even
     where it touches a wider, unsure hair/skin disagreement. Per pair, structures thinner than
     `min_thickness` (a morphological opening removes them, the pixels next to a thick core stay)
-    are disagreement along boundaries, ambiguity, not noise; a region is kept only when at least
+    are disagreement along boundaries, ambiguity, not noise, except where the teacher is all but
+    sure the label is wrong (p[given] <= `thin_sure`): at low resolution lips and brows are 2 px
+    thin, and such a thin-only region is returned marked, for `find_regions` to keep only when it
+    swaps whole parts. A region is kept only when at least
     `min_confident_frac` of its pixels are confident: the teacher is sure of the suggested class
     (p >= its threshold, as in confident learning) or sure that the given class is wrong
     (p[given] <= 1 - the given class's threshold, with a top class of p >= `MAJORITY`: a flipped
@@ -126,7 +133,7 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
     regions = np.zeros(label.shape, np.int32)
     disagree = (pred != label) & (label != IGNORE_INDEX)
     if not disagree.any():
-        return regions, pred
+        return regions, pred, np.zeros(1, bool)
     if q is None:
         q = self_confidence(probs, label)
     labelled = np.where(label == IGNORE_INDEX, 0, label)  # ignored pixels never disagree
@@ -139,27 +146,33 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
     margin = min_thickness + grow_iter  # the opening and the re-growth see no crop edge
     h, w = label.shape
     given_of = [0]  # given class of each region id (index = id)
+    thin_of = [False]  # whether the region is thin only
     for key, box in enumerate(ndimage.find_objects(pair), start=1):
         if box is None:
             continue
         sl = tuple(slice(max(0, b.start - margin), min(dim, b.stop + margin))
                    for b, dim in zip(box, (h, w)))
         mask = pair[sl] == key
+        core = mask
         if min_thickness > 1:
-            core = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, k)
-            if not core.any():
+            core = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, k).astype(bool)
+            seed = core | (mask & (q[sl] <= thin_sure))
+            if not seed.any():
                 continue
-            mask &= cv2.dilate(core, np.ones((3, 3), np.uint8), iterations=grow_iter).astype(bool)
+            grown = cv2.dilate(seed.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=grow_iter)
+            mask &= grown.astype(bool)
         n, comp = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
         if n <= 1:
             continue
         size = np.bincount(comp.ravel(), minlength=n)
         conf = np.bincount(comp.ravel(), weights=(confident[sl] & mask).ravel(), minlength=n)
+        thick = np.bincount(comp.ravel(), weights=(core & mask).ravel(), minlength=n) > 0
         keep = conf >= min_confident_frac * size
         keep[0] = False
         ids = np.zeros(n, np.int32)
         ids[keep] = np.arange(len(given_of), len(given_of) + int(keep.sum()), dtype=np.int32)
         given_of += [(key - 1) // c] * int(keep.sum())
+        thin_of += (~thick[keep]).tolist()
         regions[sl][mask] = ids[comp[mask]]  # pairs are disjoint: nothing is overwritten
     if len(given_of) > 1 and min_thickness > 1:
         # a kept region takes back the thin rim it lost to the split and the opening: touching
@@ -174,7 +187,7 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
                 break
             regions[add] = grown[add]
             free &= ~add
-    return regions, pred
+    return regions, pred, np.asarray(thin_of, bool)
 
 
 def _component_coverage(region: np.ndarray, class_map: np.ndarray, cls: int,
@@ -198,9 +211,10 @@ def _component_coverage(region: np.ndarray, class_map: np.ndarray, cls: int,
 
 
 def find_regions(probs: np.ndarray, label: np.ndarray, comp: np.ndarray, pred: np.ndarray,
-                 q: np.ndarray, params: ScanParams) -> list[Region]:
+                 q: np.ndarray, params: ScanParams, thin: np.ndarray | None = None,
+                 ) -> list[Region]:
     """Suspect regions (ids from `suspect_regions`) with given/suggested class, kind, score,
-    bbox and mask."""
+    bbox and mask; a region marked in `thin` (by id) is kept only as a flip."""
     h, w = label.shape
     min_area = max(4, int(params.min_area_frac * h * w))
     regions = []
@@ -228,6 +242,8 @@ def find_regions(probs: np.ndarray, label: np.ndarray, comp: np.ndarray, pred: n
             kind = "spurious"
         else:
             kind = "boundary"
+        if thin is not None and thin[r] and kind != "flip":
+            continue  # a thin sliver the teacher is sure of, but no swap of whole parts
         # evidence = 1 - mean self-confidence of the region's worst (up to part-sized) pixels:
         # a wrong label leaves pixels the teacher is all but sure of; its own mistakes rarely do
         k = max(1, min(int(params.part_area_frac * h * w), area // 2))  # small: worst half
@@ -281,9 +297,9 @@ def audit_image(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray,
     """
     params = params or ScanParams()
     q = self_confidence(probs, label)
-    comp, pred = suspect_regions(probs, label, thresholds, params.min_thickness,
-                                 params.min_confident_frac, q)
-    regions = find_regions(probs, label, comp, pred, q, params)
+    comp, pred, thin = suspect_regions(probs, label, thresholds, params.min_thickness,
+                                       params.min_confident_frac, q, params.thin_sure)
+    regions = find_regions(probs, label, comp, pred, q, params, thin)
     valid = label != IGNORE_INDEX
     k = max(1, int(params.tail_frac * label.size))
     heat = None
