@@ -181,7 +181,7 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
         given = np.asarray(given_of)
         free = disagree & (regions == 0)
         for _ in range(min_thickness):
-            grown = ndimage.grey_dilation(regions, size=(3, 3))
+            grown = cv2.dilate(regions.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int32)  # ids < 2**24: exact
             add = free & (grown > 0) & (label == given[grown])
             if not add.any():
                 break
@@ -190,24 +190,24 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
     return regions, pred, np.asarray(thin_of, bool)
 
 
-def _component_coverage(region: np.ndarray, class_map: np.ndarray, cls: int,
-                        cache: dict | None = None) -> float:
-    """Fraction of the `cls` components of class_map touched by `region` that the region covers.
+def _component_coverage(mask: np.ndarray, box: tuple[slice, slice], class_map: np.ndarray,
+                        cls: int, cache: dict) -> float:
+    """Fraction of the `cls` components of class_map touched by `mask` (cropped to `box`) that
+    the mask covers, computed inside the box.
 
-    `cache` (one dict per image and class map) keeps each class's component labelling.
+    `cache` (one dict per image) keeps each class's component labelling and component sizes.
     """
     key = (id(class_map), cls)
-    comp = cache.get(key) if cache is not None else None
-    if comp is None:
-        _, comp = cv2.connectedComponents((class_map == cls).astype(np.uint8), connectivity=8)
-        if cache is not None:
-            cache[key] = comp
-    ids = np.unique(comp[region & (class_map == cls)])
-    ids = ids[ids > 0]
+    got = cache.get(key)
+    if got is None:
+        n, comp = cv2.connectedComponents((class_map == cls).astype(np.uint8), connectivity=8)
+        got = cache[key] = (comp, np.bincount(comp.ravel(), minlength=n))
+    comp, sizes = got
+    inside = mask & (class_map[box] == cls)  # = the mask's pixels in the touched components
+    ids = np.unique(comp[box][inside])
     if len(ids) == 0:
         return 0.0
-    touched = np.isin(comp, ids)
-    return float((region & touched).sum()) / float(touched.sum())
+    return float(inside.sum()) / float(sizes[ids].sum())
 
 
 def find_regions(probs: np.ndarray, label: np.ndarray, comp: np.ndarray, pred: np.ndarray,
@@ -230,10 +230,11 @@ def find_regions(probs: np.ndarray, label: np.ndarray, comp: np.ndarray, pred: n
         bh, bw = m.shape
         given = int(np.bincount(label[sl][m]).argmax())
         suggested = int(np.bincount(pred[sl][m]).argmax())
-        full = np.zeros(comp.shape, bool)
-        full[sl] = m
-        cov_given = _component_coverage(full, label, given, cache)
-        cov_sugg = _component_coverage(full, pred, suggested, cache)
+        cov_given = _component_coverage(m, sl, label, given, cache)
+        thin_only = thin is not None and bool(thin[r])
+        if thin_only and cov_given < params.cover:
+            continue  # no flip (below): skip the second coverage
+        cov_sugg = _component_coverage(m, sl, pred, suggested, cache)
         if cov_given >= params.cover and cov_sugg >= params.cover:
             kind = "flip"
         elif cov_sugg >= params.cover:
@@ -242,7 +243,7 @@ def find_regions(probs: np.ndarray, label: np.ndarray, comp: np.ndarray, pred: n
             kind = "spurious"
         else:
             kind = "boundary"
-        if thin is not None and thin[r] and kind != "flip":
+        if thin_only and kind != "flip":
             continue  # a thin sliver the teacher is sure of, but no swap of whole parts
         # evidence = 1 - mean self-confidence of the region's worst (up to part-sized) pixels:
         # a wrong label leaves pixels the teacher is all but sure of; its own mistakes rarely do
