@@ -159,7 +159,8 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
             seed = core | (mask & (q[sl] <= thin_sure))
             if not seed.any():
                 continue
-            grown = cv2.dilate(seed.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=grow_iter)
+            grown = cv2.dilate(seed.astype(np.uint8), np.ones((3, 3), np.uint8),
+                               iterations=grow_iter)
             mask &= grown.astype(bool)
         n, comp = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
         if n <= 1:
@@ -181,7 +182,9 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
         given = np.asarray(given_of)
         free = disagree & (regions == 0)
         for _ in range(min_thickness):
-            grown = cv2.dilate(regions.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int32)  # ids < 2**24: exact
+            # grey dilation (max over 3x3); float32 holds region ids exactly below 2**24
+            grown = cv2.dilate(regions.astype(np.float32),
+                               np.ones((3, 3), np.uint8)).astype(np.int32)
             add = free & (grown > 0) & (label == given[grown])
             if not add.any():
                 break
