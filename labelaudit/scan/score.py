@@ -122,8 +122,9 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
     `min_thickness` (a morphological opening removes them, the pixels next to a thick core stay)
     are disagreement along boundaries, ambiguity, not noise, except where the teacher is all but
     sure the label is wrong (p[given] <= `thin_sure`): at low resolution lips and brows are 2 px
-    thin, and such a thin-only region is returned marked, for `find_regions` to keep only when it
-    swaps whole parts. A region is kept only when at least
+    thin. Such pixels join the region they touch; a region made of them only is marked thin (for
+    `find_regions` to keep only when it swaps whole parts) and yields its pixels to the rims of
+    the others. A region is kept only when at least
     `min_confident_frac` of its pixels are confident: the teacher is sure of the suggested class
     (p >= its threshold, as in confident learning) or sure that the given class is wrong
     (p[given] <= 1 - the given class's threshold, with a top class of p >= `MAJORITY`: a flipped
@@ -146,19 +147,26 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
     margin = min_thickness + grow_iter  # the opening and the re-growth see no crop edge
     h, w = label.shape
     given_of = [0]  # given class of each region id (index = id)
-    thin_of = [False]  # whether the region is thin only
+    thin_of = [False]  # whether the region is thin only: nothing of it survives the opening
+    pending = []  # thin-only components, numbered after the thick regions took back their rims
+    sure = q <= thin_sure  # thin disagreement kept here (see above)
     for key, box in enumerate(ndimage.find_objects(pair), start=1):
         if box is None:
             continue
         sl = tuple(slice(max(0, b.start - margin), min(dim, b.stop + margin))
                    for b, dim in zip(box, (h, w)))
         mask = pair[sl] == key
-        core = mask
+        core, rescued = mask, None
         if min_thickness > 1:
             core = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, k).astype(bool)
-            seed = core | (mask & (q[sl] <= thin_sure))
-            if not seed.any():
+            rescued = mask & sure[sl] & ~core
+            seed = core
+            if rescued.any():
+                seed = core | rescued
+            elif not core.any():
                 continue
+            else:
+                rescued = None
             grown = cv2.dilate(seed.astype(np.uint8), np.ones((3, 3), np.uint8),
                                iterations=grow_iter)
             mask &= grown.astype(bool)
@@ -167,13 +175,17 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
             continue
         size = np.bincount(comp.ravel(), minlength=n)
         conf = np.bincount(comp.ravel(), weights=(confident[sl] & mask).ravel(), minlength=n)
-        thick = np.bincount(comp.ravel(), weights=(core & mask).ravel(), minlength=n) > 0
         keep = conf >= min_confident_frac * size
         keep[0] = False
+        if rescued is not None:  # components without a pixel of the opening are thin only
+            thick = np.bincount(comp.ravel(), weights=(core & mask).ravel(), minlength=n) > 0
+            for j in np.flatnonzero(keep & ~thick):
+                pending.append((sl, comp == j, (key - 1) // c))
+            keep &= thick
         ids = np.zeros(n, np.int32)
         ids[keep] = np.arange(len(given_of), len(given_of) + int(keep.sum()), dtype=np.int32)
         given_of += [(key - 1) // c] * int(keep.sum())
-        thin_of += (~thick[keep]).tolist()
+        thin_of += [False] * int(keep.sum())
         regions[sl][mask] = ids[comp[mask]]  # pairs are disjoint: nothing is overwritten
     if len(given_of) > 1 and min_thickness > 1:
         # a kept region takes back the thin rim it lost to the split and the opening: touching
@@ -190,6 +202,35 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
                 break
             regions[add] = grown[add]
             free &= ~add
+    for sl, mask, given_cls in pending:  # what the rims left of them
+        mask &= regions[sl] == 0
+        if mask.any():
+            regions[sl][mask] = len(given_of)
+            given_of.append(given_cls)
+            thin_of.append(True)
+    return regions, pred, np.asarray(thin_of, bool)
+    if len(given_of) > 1:
+        # a kept region takes back the thin rim it lost to the split and the opening: touching
+        # disagreement with the same given class, up to `min_thickness` px (the soft corners of a
+        # relabelled part), never a wide unsure area behind it
+        given = np.asarray(given_of)
+        free = disagree & (regions == 0)
+        for _ in range(min_thickness):
+            # grey dilation (max over 3x3); float32 holds region ids exactly below 2**24
+            grown = cv2.dilate(regions.astype(np.float32),
+                               np.ones((3, 3), np.uint8)).astype(np.int32)
+            add = free & (grown > 0) & (label == given[grown])
+            if not add.any():
+                break
+            regions[add] = grown[add]
+            free &= ~add
+    # thin disagreement still unclaimed where the teacher is all but sure: regions of their own,
+    # marked thin (kept by `find_regions` only as flips)
+    sure = np.where(disagree & (regions == 0) & (q <= thin_sure), pair, 0)
+    if sure.any():
+        for key, box in enumerate(ndimage.find_objects(sure), start=1):
+            if box is not None:
+                add_components(sure[box] == key, box, key, thin=True)
     return regions, pred, np.asarray(thin_of, bool)
 
 
