@@ -149,7 +149,7 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
     given_of = [0]  # given class of each region id (index = id)
     thin_of = [False]  # whether the region is thin only: nothing of it survives the opening
     pending = []  # thin-only components, numbered after the thick regions took back their rims
-    sure = q <= thin_sure  # thin disagreement kept here (see above)
+    sure = q <= thin_sure
     for key, box in enumerate(ndimage.find_objects(pair), start=1):
         if box is None:
             continue
@@ -159,14 +159,12 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
         core, rescued = mask, None
         if min_thickness > 1:
             core = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, k).astype(bool)
-            rescued = mask & sure[sl] & ~core
-            seed = core
-            if rescued.any():
-                seed = core | rescued
-            elif not core.any():
-                continue
-            else:
+            rescued = mask & sure[sl] & ~core  # thin, but the teacher is all but sure
+            if not rescued.any():
+                if not core.any():
+                    continue
                 rescued = None
+            seed = core if rescued is None else core | rescued
             grown = cv2.dilate(seed.astype(np.uint8), np.ones((3, 3), np.uint8),
                                iterations=grow_iter)
             mask &= grown.astype(bool)
@@ -208,29 +206,6 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
             regions[sl][mask] = len(given_of)
             given_of.append(given_cls)
             thin_of.append(True)
-    return regions, pred, np.asarray(thin_of, bool)
-    if len(given_of) > 1:
-        # a kept region takes back the thin rim it lost to the split and the opening: touching
-        # disagreement with the same given class, up to `min_thickness` px (the soft corners of a
-        # relabelled part), never a wide unsure area behind it
-        given = np.asarray(given_of)
-        free = disagree & (regions == 0)
-        for _ in range(min_thickness):
-            # grey dilation (max over 3x3); float32 holds region ids exactly below 2**24
-            grown = cv2.dilate(regions.astype(np.float32),
-                               np.ones((3, 3), np.uint8)).astype(np.int32)
-            add = free & (grown > 0) & (label == given[grown])
-            if not add.any():
-                break
-            regions[add] = grown[add]
-            free &= ~add
-    # thin disagreement still unclaimed where the teacher is all but sure: regions of their own,
-    # marked thin (kept by `find_regions` only as flips)
-    sure = np.where(disagree & (regions == 0) & (q <= thin_sure), pair, 0)
-    if sure.any():
-        for key, box in enumerate(ndimage.find_objects(sure), start=1):
-            if box is not None:
-                add_components(sure[box] == key, box, key, thin=True)
     return regions, pred, np.asarray(thin_of, bool)
 
 
