@@ -60,12 +60,15 @@ class ImageAudit:
     prediction: np.ndarray | None = None  # (H, W) uint8 teacher argmax, kept with the heat map
 
 
+def _class_index(label: np.ndarray) -> np.ndarray:
+    """The label as int64 class indices, ignored pixels as class 0 (callers mask them out)."""
+    return np.where(label == IGNORE_INDEX, 0, label).astype(np.int64)
+
+
 def self_confidence(probs: np.ndarray, label: np.ndarray) -> np.ndarray:
     """(H, W) p[given label] per pixel; ignored pixels get 1 (never suspicious)."""
-    valid = label != IGNORE_INDEX
-    idx = np.where(valid, label, 0).astype(np.int64)
-    q = np.take_along_axis(probs, idx[None], axis=0)[0]
-    return np.where(valid, q, 1.0).astype(np.float32)
+    q = np.take_along_axis(probs, _class_index(label)[None], axis=0)[0]
+    return np.where(label != IGNORE_INDEX, q, 1.0).astype(np.float32)
 
 
 class ConfidenceStats:
@@ -137,7 +140,7 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
         return regions, pred, np.zeros(1, bool)
     if q is None:
         q = self_confidence(probs, label)
-    labelled = np.where(label == IGNORE_INDEX, 0, label)  # ignored pixels never disagree
+    labelled = _class_index(label)  # ignored pixels never disagree
     confident = (top >= thresholds[pred]) | ((q <= 1.0 - thresholds[labelled]) & (top >= MAJORITY))
     c = probs.shape[0]
     # label pairs as 1 + given * C + suggested so that find_objects gives each pair's bounding box
@@ -230,10 +233,9 @@ def _component_coverage(mask: np.ndarray, box: tuple[slice, slice], class_map: n
 
 
 def find_regions(probs: np.ndarray, label: np.ndarray, comp: np.ndarray, pred: np.ndarray,
-                 q: np.ndarray, params: ScanParams, thin: np.ndarray | None = None,
-                 ) -> list[Region]:
-    """Suspect regions (ids from `suspect_regions`) with given/suggested class, kind, score,
-    bbox and mask; a region marked in `thin` (by id) is kept only as a flip."""
+                 q: np.ndarray, params: ScanParams, thin: np.ndarray) -> list[Region]:
+    """Suspect regions (ids and `thin` flags from `suspect_regions`) with given/suggested class,
+    kind, score, bbox and mask; a region flagged thin is kept only as a flip."""
     h, w = label.shape
     min_area = max(4, int(params.min_area_frac * h * w))
     regions = []
@@ -250,7 +252,7 @@ def find_regions(probs: np.ndarray, label: np.ndarray, comp: np.ndarray, pred: n
         given = int(np.bincount(label[sl][m]).argmax())
         suggested = int(np.bincount(pred[sl][m]).argmax())
         cov_given = _component_coverage(m, sl, label, given, cache)
-        thin_only = thin is not None and bool(thin[r])
+        thin_only = bool(thin[r])
         if thin_only and cov_given < params.cover:
             continue  # no flip (below): skip the second coverage
         cov_sugg = _component_coverage(m, sl, pred, suggested, cache)
