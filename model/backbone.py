@@ -3,6 +3,9 @@
 Module names follow the common deep-stem ImageNet checkpoints (conv1, bn1, conv2, bn2, conv3,
 bn3, layer1..layer4, blocks with conv1..3, bn1..3, downsample.0/.1) so they load unchanged.
 
+The activations follow the reference code, not only its maths: ``relu(abn(conv(x)))`` in the stem
+and after bn1/bn2 of every block (docs/design.md, "The network").
+
 Shapes for a 473x473 input: stem 237 -> maxpool 119 = C2 (layer1), 60 = C3 (layer2, s2),
 C4 (layer3, s1, dilation 1), C5 (layer4, s1, dilation 2).
 
@@ -182,7 +185,8 @@ class ConvABN(nn.Sequential):
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 convs, each followed by ABN; ReLU after the residual addition."""
+    """Two 3x3 convs, each followed by ABN; a ReLU after the first ABN (as the bottleneck's)
+    and after the residual addition."""
 
     expansion = 1
 
@@ -196,13 +200,17 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.bn2(self.conv2(self.bn1(self.conv1(x))))
-        # not in place: ABN keeps its output for backward
+        out = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
         return torch.relu_(out + identity)
 
 
 class Bottleneck(nn.Module):
-    """1x1 -> 3x3 (stride, dilation) -> 1x1 x4, each followed by ABN; ReLU after the addition."""
+    """1x1 -> 3x3 (stride, dilation) -> 1x1 x4, each followed by ABN; ReLU after the addition.
+
+    As in the reference code, a plain ReLU also follows the first two ABNs (``relu(abn(conv))``),
+    which makes those activations ReLU rather than LeakyReLU(0.01); bn3 has none before the
+    addition. The ReLUs are not in place: an in-place ABN keeps its output for its backward.
+    """
 
     expansion = 4
 
@@ -218,8 +226,8 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.bn1(self.conv1(x))
-        out = self.bn2(self.conv2(out))
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = torch.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         return torch.relu_(out + identity)
 
@@ -251,7 +259,7 @@ class ResNetBackbone(nn.Module):
         self.bn2 = norm(s64)
         self.conv3 = conv3x3(s64, s128)
         self.bn3 = norm(s128)
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)  # floor mode, as the reference
 
         self._cin = s128
         # (planes, stride, dilation) per layer: output stride 8, dilation 2 only in layer4
@@ -275,9 +283,10 @@ class ResNetBackbone(nn.Module):
         return nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        x = self.bn1(self.conv1(x))
-        x = self.bn2(self.conv2(x))
-        x = self.maxpool(self.bn3(self.conv3(x)))
+        # relu(abn(conv)) as in the reference stem: ReLU, not LeakyReLU, reaches the next conv
+        x = torch.relu(self.bn1(self.conv1(x)))
+        x = torch.relu(self.bn2(self.conv2(x)))
+        x = self.maxpool(torch.relu(self.bn3(self.conv3(x))))
         c2 = self.layer1(x)
         c3 = self.layer2(c2)
         c4 = self.layer3(c3)

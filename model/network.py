@@ -40,7 +40,7 @@ class DMLCSR(nn.Module):
         abn: "auto" | "torch" | "inplace", see :func:`model.abn.make_abn`.
 
     ``forward(x (N, 3, H, W))`` returns :class:`DMLCSROutput` when ``edges`` else the parsing
-    logits (N, C, H4, W4), H4 = ceil((ceil(H / 2) - 1) / 2) + 1 (the ceil-mode max pool).
+    logits (N, C, H4, W4), H4 = ceil(ceil(H / 2) / 2) (stride-2 stem conv, floor-mode max pool).
     """
 
     def __init__(

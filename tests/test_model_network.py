@@ -13,9 +13,10 @@ from model.network import DMLCSROutput
 
 
 def _stride_sizes(size: int) -> tuple[int, int]:
-    """(stride-4, stride-8) sizes: conv s2, then maxpool 3x3 s2 p1 with ceil_mode (473 -> 237 -> 119 -> 60)."""
-    s2 = -(-size // 2)
-    s4 = -(-(s2 - 1) // 2) + 1
+    """(stride-4, stride-8) sizes: conv s2, then maxpool 3x3 s2 p1 in floor mode, as the reference
+    (473 -> 237 -> 119 -> 60; 64 -> 32 -> 16 -> 8, where ceil mode would give 17)."""
+    s2 = (size - 1) // 2 + 1
+    s4 = (s2 + 2 - 3) // 2 + 1
     return s4, -(-s4 // 2)
 
 
