@@ -68,6 +68,10 @@ class SelfEnsemble:
         self.num_snapshots += 1
         logger.info("self-ensemble now averages %d snapshots", self.num_snapshots)
 
+    def reset(self) -> None:
+        """Forget the average: the next ``update`` copies its snapshot (a new cycle's mean)."""
+        self.num_snapshots = 0
+
     def state_dict(self) -> dict[str, Any]:
         """Plain dict for checkpoints: {"num_snapshots": int, "teacher": teacher state dict}."""
         return {"num_snapshots": self.num_snapshots, "teacher": self.teacher.state_dict()}

@@ -18,10 +18,15 @@ Choices where the paper leaves room (all "paper" mode):
   mean, so a tail class's few boundary pixels weigh as much as a head class's many.
 - Both attention terms average over the images that have such edge pixels; images without any
   contribute nothing (no NaN).
-- CSR phase: total = DML terms + alpha0 * (KL_parsing + Lovász) + alpha1 * KL_binary
-  + alpha2 * KL_category. The Lovász on hard labels is grouped with the parsing distillation
-  weight alpha0; since the DML parsing loss already contains the same Lovász value, it is
-  computed once and counted with weight lambda0 + alpha0 in that phase.
+- CSR phase, two compositions (``DMLCSRLoss(composition=...)``):
+  - "add" (eq. 7 read as an extra term): total = DML terms + alpha0 * (KL_parsing + Lovász)
+    + alpha1 * KL_binary + alpha2 * KL_category. The Lovász on hard labels is grouped with the
+    parsing distillation weight alpha0; since the DML parsing loss already contains the same
+    Lovász value, it is computed once and counted with weight lambda0 + alpha0 in that phase.
+  - "replace" (the released code): the soft target takes the place of the hard one in the three
+    supervised terms: lambda0 * (KL_parsing + Lovász) + lambda1 * KL_binary + lambda2 *
+    KL_category + the two attention terms, which stay on the hard labels. The student then no
+    longer fits a given label the teacher disagrees with, except through Lovász and attention.
 """
 
 from __future__ import annotations
@@ -45,7 +50,10 @@ __all__ = [
     "distillation_kl",
     "csr_alpha",
     "upsample_logits",
+    "COMPOSITIONS",
 ]
+
+COMPOSITIONS = ("add", "replace")  # how the CSR distillation joins the DML loss
 
 @dataclass
 class LossWeights:
@@ -278,17 +286,23 @@ class DMLCSRLoss(nn.Module):
         weights: term weights and edge width; paper defaults when None.
         ignore_index: ignored label value.
         mode: only "paper" is implemented.
+        composition: how the CSR distillation joins the DML loss, "add" or "replace" (see the
+            module docstring).
     """
 
     def __init__(
-        self, weights: LossWeights | None = None, ignore_index: int = 255, mode: str = "paper"
+        self, weights: LossWeights | None = None, ignore_index: int = 255, mode: str = "paper",
+        composition: str = "add",
     ) -> None:
         super().__init__()
         if mode != "paper":
             raise ValueError(f"unknown loss mode {mode!r}; only 'paper' is implemented")
+        if composition not in COMPOSITIONS:
+            raise ValueError(f"unknown CSR loss composition {composition!r}; choose {' or '.join(COMPOSITIONS)}")
         self.weights = weights if weights is not None else LossWeights()
         self.ignore_index = ignore_index
         self.mode = mode
+        self.composition = composition
 
     def forward(
         self,
@@ -336,14 +350,16 @@ class DMLCSRLoss(nn.Module):
                 pixel_ce, category_edge, num_classes, ignore
             ),
         }
+        attention = (w.binary_attention * terms["binary_attention"]
+                     + w.category_attention * terms["category_attention"])
         dml = (
             w.parsing * (terms["parsing_ce"] + terms["parsing_lovasz"])
             + w.binary_edge * terms["binary_edge"]
             + w.category_edge * terms["category_edge"]
-            + w.binary_attention * terms["binary_attention"]
-            + w.category_attention * terms["category_attention"]
+            + attention
         )
         distill = _zero_like(dml)
+        total = dml
         if teacher_outputs is not None:
             if cycle is None:
                 raise ValueError("cycle (number of averaged snapshots m) is needed with a teacher")
@@ -359,12 +375,21 @@ class DMLCSRLoss(nn.Module):
             terms["distill_category_edge"] = distillation_kl(
                 category_logits, t_category, category_edge, alpha, ignore
             )
-            distill = (
-                w.distill_parsing * (terms["distill_parsing"] + terms["parsing_lovasz"])
-                + w.distill_binary_edge * terms["distill_binary_edge"]
-                + w.distill_category_edge * terms["distill_category_edge"]
-            )
-        total = dml + distill
+            if self.composition == "add":
+                distill = (
+                    w.distill_parsing * (terms["distill_parsing"] + terms["parsing_lovasz"])
+                    + w.distill_binary_edge * terms["distill_binary_edge"]
+                    + w.distill_category_edge * terms["distill_category_edge"]
+                )
+                total = dml + distill
+            else:  # replace: soft targets in the hard targets' places, same lambdas
+                distill = (
+                    w.parsing * terms["distill_parsing"]
+                    + w.binary_edge * terms["distill_binary_edge"]
+                    + w.category_edge * terms["distill_category_edge"]
+                )
+                dml = w.parsing * terms["parsing_lovasz"] + attention
+                total = dml + distill
         terms.update(dml=dml, distill=distill, total=total)
         names = list(terms)
         # One host transfer for all logged values instead of one sync per component.

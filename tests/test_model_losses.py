@@ -222,6 +222,29 @@ def test_dmlcsr_total_gradients_components_and_labels_untouched():
     assert parts["parsing_ce"] == pytest.approx(expected_ce, rel=1e-5)
 
 
+def test_replace_composition_drops_the_hard_label_ce_and_edge_ce():
+    """The released code's CSR loss: soft targets take the hard targets' places (same lambdas);
+    Lovász and the attention terms stay on the hard labels."""
+    n, c = 2, 5
+    labels = _labels(n, c, 16, 16)
+    outputs = _outputs(n, c, 4, 4, seed=3)
+    teacher = _outputs(n, c, 4, 4, seed=4, requires_grad=False)
+    weights = replace(LossWeights(), binary_attention=2.5, binary_edge=0.7, distill_parsing=9.0)
+    total, parts = DMLCSRLoss(weights, composition="replace")(outputs, labels, teacher_outputs=teacher, cycle=1)
+    expected = (
+        parts["distill_parsing"] + parts["parsing_lovasz"] + 0.7 * parts["distill_binary_edge"]
+        + parts["distill_category_edge"] + 2.5 * parts["binary_attention"] + parts["category_attention"]
+    )
+    assert parts["total"] == pytest.approx(expected, rel=1e-5)
+    _, added = DMLCSRLoss(weights)(outputs, labels, teacher_outputs=teacher, cycle=1)
+    assert added["total"] - parts["total"] > parts["parsing_ce"]  # add keeps the hard CE on top
+    # Without a teacher (the DML phase) both compositions are the same loss.
+    plain = [DMLCSRLoss(weights, composition=k)(outputs, labels)[1]["total"] for k in ("add", "replace")]
+    assert plain[0] == plain[1]
+    with pytest.raises(ValueError, match="composition"):
+        DMLCSRLoss(composition="sum")
+
+
 def test_dmlcsr_without_teacher_and_argument_checks():
     labels = _labels(1, 3, 8, 8)
     outputs = _outputs(1, 3, 8, 8, seed=6)

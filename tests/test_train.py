@@ -61,6 +61,28 @@ def test_the_teacher_is_seeded_with_the_last_dml_model_only_when_asked(seed):
     assert not is_teacher_update(s, -1) and is_teacher_update(s, s.cycle_epochs - 1)
 
 
+@pytest.mark.parametrize("average", ["cycle_end", "epochs"])
+def test_teacher_is_eq6_of_the_students_it_saw(tiny, tmp_path, average):
+    """cycle_end: the teacher is the mean of the cycle-end students; epochs (eq. 6 as written):
+    teacher_k = k/(k+1) teacher_{k-1} + 1/(k+1) mean(students at the cycle's epoch ends)."""
+    cfg = _cfg(tiny, **{"schedule.epochs": 5})
+    s = cfg.schedule
+    s.csr_start, s.cycles, s.cycle_epochs, s.teacher_average = 1, 2, 2, average
+    trainer = Trainer(cfg, tmp_path / average, progress=False)
+    seen: list[dict[str, torch.Tensor]] = []
+    trainer.on_epoch = lambda record: seen.append(
+        {k: v.detach().clone() for k, v in trainer.student.named_parameters()})
+    trainer.fit()
+    csr = seen[1:]  # epochs 2-5: cycle 1 = epochs 2, 3; cycle 2 = epochs 4, 5
+    for name, got in trainer.teacher.named_parameters():
+        if average == "epochs":
+            first = (csr[0][name] + csr[1][name]) / 2
+            expected = first / 2 + (csr[2][name] + csr[3][name]) / 4
+        else:
+            expected = (csr[1][name] + csr[3][name]) / 2
+        assert torch.allclose(got, expected, atol=1e-6), name
+
+
 def test_rescaled_schedule_keeps_both_phases():
     cfg = preset("cpu")
     rescale_epochs(cfg, 3)

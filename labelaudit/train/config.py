@@ -51,6 +51,10 @@ class DataConfig:
         return open_source(kind, self.root, **options)
 
 
+TEACHER_AVERAGES = ("cycle_end", "epochs")
+CSR_LOSSES = ("add", "replace")  # model.losses.COMPOSITIONS, kept here so config needs no torch
+
+
 @dataclass
 class ScheduleConfig:
     """Epochs, SGD and the CSR cycles (poly decay, then K cosine cycles of N epochs)."""
@@ -72,6 +76,13 @@ class ScheduleConfig:
     # snapshot, so every CSR cycle distils (paper preset); off (the paper's text, eq. 6): the
     # teacher averages cycle-end snapshots only and the first cycle trains without one.
     seed_teacher: bool = False
+    # Eq. 6: "cycle_end" folds one snapshot per cycle end into the teacher (the released code);
+    # "epochs" is eq. 6 as the paper writes it: the mean of the cycle's N per-epoch instances is
+    # folded in, M <- k/(k+1) M + 1/((k+1) N) sum_n M_n.
+    teacher_average: str = "cycle_end"
+    # CSR loss: "add" puts the distillation KL on top of the hard-label losses; "replace" (the
+    # released code) puts the soft target in the hard target's place (model.losses).
+    csr_loss: str = "add"
 
 
 @dataclass
@@ -92,7 +103,7 @@ class TrainConfig:
 
 
 def _preset_paper() -> TrainConfig:
-    return TrainConfig(preset="paper", schedule=ScheduleConfig(seed_teacher=True))
+    return TrainConfig(preset="paper", schedule=ScheduleConfig(seed_teacher=True, teacher_average="epochs"))
 
 
 def _preset_cpu() -> TrainConfig:
@@ -228,6 +239,10 @@ def validate(cfg: TrainConfig) -> None:
         )
     if cfg.model.depth not in (18, 34, 50, 101):
         raise ValueError(f"model.depth={cfg.model.depth}: choose 18, 34, 50 or 101")
+    if s.teacher_average not in TEACHER_AVERAGES:
+        raise ValueError(f"schedule.teacher_average={s.teacher_average!r}: choose {' or '.join(TEACHER_AVERAGES)}")
+    if s.csr_loss not in CSR_LOSSES:
+        raise ValueError(f"schedule.csr_loss={s.csr_loss!r}: choose {' or '.join(CSR_LOSSES)}")
     if cfg.folds == 1 or cfg.folds < 0:
         raise ValueError("folds must be 0 (off) or at least 2")
 

@@ -140,6 +140,11 @@ class Trainer:
         # The teacher keeps plain ABN (never synchronised): rank 0 re-estimates its BN alone.
         self.ensemble = SelfEnsemble(net)
         self.ensemble.teacher.to(self.device)
+        # eq. 6 as written: the running mean of this cycle's per-epoch instances
+        self.cycle_mean: SelfEnsemble | None = None
+        if s.teacher_average == "epochs":
+            self.cycle_mean = SelfEnsemble(net)
+            self.cycle_mean.teacher.to(self.device)
         if self.dist.enabled:
             net = convert_sync_abn(net)
         net.to(self.device)
@@ -151,7 +156,7 @@ class Trainer:
                 net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.optimizer = torch.optim.SGD(
             self.student.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
-        self.criterion = DMLCSRLoss(LossWeights(edge_width=s.edge_width))
+        self.criterion = DMLCSRLoss(LossWeights(edge_width=s.edge_width), composition=s.csr_loss)
         self.teacher: torch.nn.Module | None = None
         self.start_epoch = 0
         self.history: list[dict[str, Any]] = []
@@ -168,6 +173,8 @@ class Trainer:
             self.ensemble.load_state_dict({"num_snapshots": state["ensemble"]["num_snapshots"],
                                            "teacher": state["teacher"]})
             self.teacher = self.ensemble.teacher
+        if self.cycle_mean is not None and state.get("cycle_mean") is not None:
+            self.cycle_mean.load_state_dict(state["cycle_mean"])
         self.start_epoch = int(state["epoch"])
         self.history = list(state.get("history", []))
         self.best = dict(state.get("best", {}))
@@ -183,6 +190,7 @@ class Trainer:
             "student": _unwrap(self.student).state_dict(),
             "teacher": None if self.teacher is None else self.teacher.state_dict(),
             "ensemble": {"num_snapshots": self.ensemble.num_snapshots},
+            "cycle_mean": None if self.cycle_mean is None else self.cycle_mean.state_dict(),
             "calibration": self.calibration,
             "optimizer": self.optimizer.state_dict(),
             "rng": {"torch": torch.get_rng_state()},
@@ -261,11 +269,21 @@ class Trainer:
                                 "class_pixel_count": stats.count.tolist()}
         return scores.as_dict()
 
+    def _add_instance(self, epoch: int) -> None:
+        """Eq. 6 as written: every CSR epoch's student is one of its cycle's N instances."""
+        if self.cycle_mean is not None and in_csr(self.cfg.schedule, epoch):
+            self.cycle_mean.update(_unwrap(self.student))
+
     def _update_teacher(self, epoch: int) -> None:
-        """Eq. 6: fold the student into the running mean, re-estimate BN, broadcast."""
+        """Eq. 6: fold the student (or the cycle's mean instance) into the running mean,
+        re-estimate BN, broadcast."""
         from model.ensemble import reestimate_bn
 
-        self.ensemble.update(_unwrap(self.student))
+        snapshot = _unwrap(self.student)
+        if self.cycle_mean is not None and self.cycle_mean.num_snapshots > 0:
+            snapshot = self.cycle_mean.teacher
+            self.cycle_mean.reset()  # the next cycle starts a new mean
+        self.ensemble.update(snapshot)
         self.teacher = self.ensemble.teacher
         if self.dist.is_master:
             # the augmented training images, as the student saw them: statistics of the plain
@@ -291,6 +309,7 @@ class Trainer:
                                       "cycle": cycle_of(s, epoch) + 1}
             record.update(self._train_epoch(epoch))
             throughput.append(record["images_per_s"])
+            self._add_instance(epoch)
             teacher_updated = is_teacher_update(s, epoch)
             if teacher_updated:
                 self._update_teacher(epoch)
