@@ -16,7 +16,7 @@ import numpy as np
 from sqlalchemy import select
 
 from labelaudit.scan.summary import ScanSummary, resolve_scan_run, summarize
-from labelaudit.store import Image, ImageScore, Run, Store
+from labelaudit.store import Image, ImageScore, Run, Store, repo
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +57,14 @@ def _scored(store: Store, run_id: int) -> list[tuple[Image, float]]:
 
 def contact_sheet(store: Store, run_id: int, path: Path, k: int = 8, tile: int = 160) -> Path:
     """Worst `k` images as rows: image | given label | teacher | suspicion."""
-    from labelaudit.data import open_source, read_image, read_label
+    from labelaudit.data import read_image, read_label
 
     with store.session() as s:
         run = s.get(Run, run_id)
         ds = run.dataset
-        root, names = Path(ds.root), list(ds.class_names)
+        names = list(ds.class_names)
         maps = Path(run.config.get("run_dir", ".")) / "scans" / str(run_id)
-        source = open_source(ds.kind, root)
+        source = repo.open_dataset_source(ds)
     by_rel = {str(source.image_relpath(r)): r for sp in ("train", "val", "test")
               for r in source.records(sp)}
     pal = palette(len(names))
@@ -102,8 +102,6 @@ def _outline_findings(store: Store, run_id: int, image_id: int, img: np.ndarray)
     """The image with the outlines of its findings drawn in yellow."""
     from skimage.segmentation import mark_boundaries
 
-    from labelaudit.store import repo
-
     regions = np.zeros(img.shape[:2], np.int32)
     with store.session() as s:
         for k, f in enumerate(repo.findings_for_image(s, s.get(Run, run_id), image_id), 1):
@@ -117,11 +115,8 @@ def _outline_findings(store: Store, run_id: int, image_id: int, img: np.ndarray)
 
 def _truth_noisy(store: Store, run_id: int, scored: list[tuple[Image, float]]) -> np.ndarray | None:
     """Per scored image: does its label differ from the clean label? None without clean labels."""
-    from labelaudit.data import open_source
-
     with store.session() as s:
-        ds = s.get(Run, run_id).dataset
-        source = open_source(ds.kind, ds.root)
+        source = repo.open_dataset_source(s.get(Run, run_id).dataset)
     by_rel = {str(source.image_relpath(r)): r for sp in ("train", "val", "test")
               for r in source.records(sp)}
     out = []

@@ -32,14 +32,14 @@ def make_run(run_dir: Path, data_root: Path, calibration: bool = False) -> Path:
     cfg = load_config("cpu-tiny", None, {"data.root": str(data_root)})
     torch.manual_seed(0)
     m = cfg.model
-    net = build_model(11, depth=m.depth, edges=True, conva_kernel=m.conva_kernel, width=m.width,
-                      abn=m.abn)
     names = list(open_source("synthetic", data_root).classes.names)
+    net = build_model(len(names), depth=m.depth, edges=True, conva_kernel=m.conva_kernel,
+                      width=m.width, abn=m.abn)
     run_dir.mkdir(parents=True)
     sd = net.state_dict()
     calib = None
     if calibration:
-        calib = {"class_confidence_sum": [0.9] * 11, "class_pixel_count": [1] * 11}
+        calib = {"class_confidence_sum": [0.9] * len(names), "class_pixel_count": [1] * len(names)}
     torch.save({"student": sd, "teacher": sd, "config": cfg.to_dict(), "classes": names,
                 "calibration": calib, "epoch": 1}, run_dir / "checkpoint.pt")
     torch.save({"student": sd, "config": cfg.to_dict(), "classes": names},

@@ -5,6 +5,7 @@ import csv
 import hashlib
 import json
 
+import cv2
 import numpy as np
 import pytest
 from scanhelp import copy_tree, make_dataset, make_run, oracle_predictor, plant_flip
@@ -92,3 +93,49 @@ def test_export_refuses_the_source_tree_and_non_export_folders(scanned, tmp_path
     assert (busy / "x.txt").read_text() == "mine"
     with pytest.raises(ValueError):
         parse_policy("threshold:2")
+
+
+def test_celebamask_round_trip_restores_the_part_masks(tmp_path):
+    """scan -> decide -> export on CelebAMask-HQ: the accepted fix is in the exported part masks
+    (the nose painted as hair goes back to its own part file), every other file byte for byte."""
+    from labelaudit.data.synthetic import generate
+
+    root = tmp_path / "data"
+    generate(root, format="celebamask", n=16, size=64, noise_rate=0.0, seed=5, progress=False)
+    src = open_source("synthetic", root)
+    assert src.kind == "celebamask"
+    rec = src.records("train")[1]
+    nose_file = next(p for p in rec.label_parts if p.name.endswith("_nose.png"))
+    hair_file = next(p for p in rec.label_parts if p.name.endswith("_hair.png"))
+    nose = read_label(nose_file) > 0
+    hair = read_label(hair_file)
+    hair[nose] = 255
+    cv2.imwrite(str(hair_file), hair)
+    nose_file.unlink()  # the annotator painted the nose as hair: no nose part any more
+    anno = root / "CelebAMask-HQ-mask-anno"
+    before = {p.relative_to(root): p.read_bytes() for p in anno.rglob("*.png")}
+
+    run = make_run(tmp_path / "run", root)
+    res = run_scan(ScanOptions(run_dir=run, db_url=str(tmp_path / "c.db"), progress=False),
+                   predict=oracle_predictor(root))
+    store = open_db(res.db_url)
+    names = src.classes.names
+    with store.session() as s:
+        found = [f for f in repo.iter_findings(s, s.get(repo.Run, res.run_id))
+                 if (names[f.given_class], names[f.suggested_class]) == ("hair", "nose")]
+        assert found, "the planted flip was not found"
+        repo.record_decision(s, finding_id=found[0].id, verdict="accept", source="cli")
+    out = tmp_path / "fixed"
+    result = export_labels(store, out)
+    store.close()
+    assert result.n_images_changed == 1
+    exported = {p.relative_to(out): p.read_bytes() for p in (out / "CelebAMask-HQ-mask-anno").rglob("*.png")}
+    rel_nose, rel_hair = nose_file.relative_to(root), hair_file.relative_to(root)
+    assert rel_nose in exported and np.array_equal(read_label(out / rel_nose) > 0, nose)
+    assert not (read_label(out / rel_hair)[nose] > 0).any()
+    assert set(exported) == set(before) | {rel_nose}
+    untouched = {k: v for k, v in before.items() if k not in (rel_nose, rel_hair)}
+    assert {k: exported[k] for k in untouched} == untouched
+    clean = src.load_clean_label(rec)
+    merged = read_label(out / src.label_relpath(rec))
+    assert np.array_equal(merged, clean)

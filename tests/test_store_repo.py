@@ -385,3 +385,14 @@ def test_two_processes_review_while_scanning(tmp_path):
     finally:
         scan_store.close()
         review_store.close()
+
+
+def test_merge_order_is_stored_as_a_string_and_old_character_lists_read_back(s, tmp_path):
+    ds = repo.get_or_create_dataset(s, "celebamask", tmp_path / "C", CLASSES, "glasses_on_top")
+    assert ds.merge_order == "glasses_on_top" and repo.merge_order_of(ds) == "glasses_on_top"
+    assert repo.get_or_create_dataset(s, "celebamask", tmp_path / "C", CLASSES, "glasses_on_top").id == ds.id
+    assert repo.get_or_create_dataset(s, "celebamask", tmp_path / "C", CLASSES, "official").id != ds.id
+    ds.merge_order = list("official")  # what stores written before the fix hold
+    s.commit()
+    assert repo.merge_order_of(ds) == "official"
+    assert repo.merge_order_of(repo.get_or_create_dataset(s, "lapa", tmp_path / "L", CLASSES)) is None

@@ -120,7 +120,7 @@ class FaceParsingDataset(Dataset):
         from tqdm.auto import tqdm
 
         for rec in tqdm(self.records, desc=f"validate {self.split}", unit="img",
-                        disable=not progress, leave=False):
+                        disable=None if progress else True, leave=False):
             try:
                 self.source.load_pair(rec, self.labels_dir)
             except BadInputError as err:

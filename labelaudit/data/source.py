@@ -151,7 +151,7 @@ class Source:
         good = []
         recs = self.records(split)
         for rec in tqdm(recs, desc=f"validate {self.kind}/{split}", unit="img",
-                        disable=not progress, leave=False):
+                        disable=None if progress else True, leave=False):
             try:
                 image, label = self.load_pair(rec)
                 clean = self.load_clean_label(rec)

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 from sqlalchemy import select
 
-from labelaudit.data import open_source, write_label
+from labelaudit.data import write_label
 from labelaudit.store import Finding, Image, ImageScore, Run, Store, repo
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,8 @@ def export_labels(store: Store, out: str | Path, *, run_id: int | None = None,
     with store.session() as s:
         run = s.get(Run, run_id)
         ds = run.dataset
-        kind, root, merge = ds.kind, Path(ds.root), ds.merge_order
+        root = Path(ds.root)
+        source = repo.open_dataset_source(ds)
         run_dir = Path(run.config.get("run_dir", "."))
         images = {im.id: im for im in s.scalars(
             select(Image).join(ImageScore, ImageScore.image_id == Image.id)
@@ -115,8 +116,6 @@ def export_labels(store: Store, out: str | Path, *, run_id: int | None = None,
         if not overwrite or not (out / MANIFEST).exists():
             raise FileExistsError(f"{out} is not empty" + ("" if (out / MANIFEST).exists() else
                                   " and holds no labelaudit export") + "; choose another --out")
-    kw = {"merge_order": merge} if kind == "celebamask" and merge else {}
-    source = open_source(kind, root, **kw)
     applied = _applied_findings(store, run_id, threshold)
     maps_dir = run_dir / "scans" / str(run_id) / "teacher"
 
@@ -175,7 +174,7 @@ def export_labels(store: Store, out: str | Path, *, run_id: int | None = None,
             w.writerow(["image", "finding", "pixels", "from", "to"])
             w.writerows(changes)
         manifest = {
-            "format": "labelaudit-export-v1", "source_root": str(root), "dataset_kind": kind,
+            "format": "labelaudit-export-v1", "source_root": str(root), "dataset_kind": source.kind,
             "scan_run_id": run_id, "policy": policy, "n_images": n_images,
             "n_images_changed": n_changed_images, "n_findings_applied": n_applied,
             "n_pixels_changed": n_pixels,

@@ -40,8 +40,6 @@ def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | 
     import fiftyone as fo
     from fiftyone import ViewField as F
 
-    from labelaudit.data import open_source
-
     run_id = resolve_scan_run(store, run_id)
     name = name or dataset_name(run_id)
     if overwrite and fo.dataset_exists(name):
@@ -52,7 +50,7 @@ def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | 
         dataset = run.dataset
         names = list(dataset.class_names)
         maps = Path(run.config.get("run_dir", ".")) / "scans" / str(run_id)
-        source = open_source(dataset.kind, dataset.root)
+        source = repo.open_dataset_source(dataset)
         scores = repo.top_images(s, run, top if top else 10**9)
         rows = []
         for sc in scores:

@@ -278,7 +278,7 @@ def run_scan(opts: ScanOptions, on_image: ImageHook | None = None,
                 bad_all = [list(b) for b in run.config.get("bad_inputs", [])]
                 t_load = time.perf_counter()
                 bar = tqdm(total=len(todo), desc=f"scan {opts.split}", unit="img",
-                           disable=not opts.progress)
+                           disable=None if opts.progress else True)
                 trim_heap = HeapTrimmer()
                 for batch in loader:
                     t_fwd = time.perf_counter()

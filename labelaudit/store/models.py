@@ -82,7 +82,8 @@ class Dataset(Base):
     root: Mapped[str] = mapped_column(Text)
     num_classes: Mapped[int] = mapped_column(Integer)
     class_names: Mapped[list[str]] = mapped_column(JSON)
-    merge_order: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # a JSON string ("official" / "glasses_on_top"); read it with repo.merge_order_of
+    merge_order: Mapped[str | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     images: Mapped[list[Image]] = relationship(back_populates="dataset", passive_deletes=True)

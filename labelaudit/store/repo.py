@@ -87,21 +87,43 @@ def _as_utc(t: datetime) -> datetime:
 # --------------------------------------------------------------------------- datasets, images
 
 
+def merge_order_of(dataset: Dataset) -> str | None:
+    """The dataset's CelebAMask-HQ merge order ("official", "glasses_on_top") or None.
+
+    Stores written before this was a string kept it as the list of its characters.
+    """
+    order = dataset.merge_order
+    if isinstance(order, list):
+        order = "".join(order)
+    return order or None
+
+
+def open_dataset_source(dataset: Dataset, on_bad: str = "raise"):
+    """Reopen the dataset a row describes, with the options it was read with (merge order)."""
+    from labelaudit.data import open_source
+
+    options: dict[str, Any] = {"on_bad": on_bad}
+    order = merge_order_of(dataset)
+    if order is not None:
+        options["merge_order"] = order
+    return open_source(dataset.kind, dataset.root, **options)
+
+
 def get_or_create_dataset(
     session: Session, kind: str, root: str | Path, class_names: Sequence[str],
-    merge_order: Sequence[str] | None = None,
+    merge_order: str | None = None,
 ) -> Dataset:
     """The dataset row for (kind, resolved root, merge order), created on first use.
 
     Raises ValueError if that dataset is already stored with different class names.
     """
     root_s = str(Path(root).expanduser().resolve())
-    names, order = list(class_names), (list(merge_order) if merge_order is not None else None)
+    names, order = list(class_names), (str(merge_order) if merge_order is not None else None)
     with _transaction(session):
         for ds in session.scalars(
                 select(Dataset).where(Dataset.kind == kind, Dataset.root == root_s)
                 .order_by(Dataset.id)):
-            if ds.merge_order == order:
+            if merge_order_of(ds) == order:
                 if list(ds.class_names) != names:
                     raise ValueError(
                         f"dataset {kind} at {root_s} is stored with classes {ds.class_names}, "

@@ -217,7 +217,7 @@ class Trainer:
         sums: dict[str, float] = {}
         n_images = 0
         t0 = time.perf_counter()
-        bar = tqdm(self.loader, desc=f"epoch {epoch + 1}/{s.epochs}", disable=not self.progress,
+        bar = tqdm(self.loader, desc=f"epoch {epoch + 1}/{s.epochs}", disable=None if self.progress else True,  # None: off when not a terminal
                    leave=False, dynamic_ncols=True)
         for it, batch in enumerate(bar):
             if self.stop_after_iters is not None and self._iters_run >= self.stop_after_iters:

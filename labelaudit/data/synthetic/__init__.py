@@ -148,7 +148,7 @@ def generate(
     per_type = {t: 0 for t in NOISE_TYPES}
     noisy_pixels = 0
     records = []
-    for i in tqdm(range(n), desc=f"synthetic {format}", disable=not progress):
+    for i in tqdm(range(n), desc=f"synthetic {format}", disable=None if progress else True):
         noisy = i in noisy_set
         image, clean, label, types, events, landmarks, glasses = _draw_sample(
             seed, i, size, cs, writer.image_scale, noisy, noise_types)
