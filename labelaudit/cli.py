@@ -98,6 +98,7 @@ def train(
     eval_test: Annotated[bool, typer.Option(help="Also score the final teacher on the test split.")] = False,
 ) -> None:
     """Train DML-CSR (decoupled multi-task learning + cyclical self-regulation) on a dataset."""
+    from labelaudit.tracking import recorded_training
     from labelaudit.train import load_config
     from labelaudit.train import train as run_training
     from labelaudit.train.checkpoint import CheckpointError
@@ -111,7 +112,8 @@ def train(
     }
     try:
         cfg = load_config(preset.value, config, overrides)
-        result = run_training(cfg, out, resume=resume)
+        with recorded_training(cfg, out):
+            result = run_training(cfg, out, resume=resume)
     except (ValueError, FileExistsError, FileNotFoundError, CheckpointError) as e:
         _fail(str(e))
     for r in result if isinstance(result, list) else [result]:

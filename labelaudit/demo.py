@@ -59,6 +59,7 @@ def run_demo(out: str | Path = "demo-out", *, n: int = 200, size: int = 96, pres
     from labelaudit.export import export_labels
     from labelaudit.report import make_report
     from labelaudit.store import open_db, repo
+    from labelaudit.tracking import recorded_training
     from labelaudit.train import load_config, train
 
     t0 = time.perf_counter()
@@ -78,7 +79,8 @@ def run_demo(out: str | Path = "demo-out", *, n: int = 200, size: int = 96, pres
     overrides = {"data.root": str(out / "data"), "seed": seed, "schedule.epochs": epochs}
     echo(f"[2/7] training DML-CSR ({preset} preset) on the noisy labels")
     cfg = load_config(preset, None, overrides)
-    before = train(cfg, out / "run")
+    with recorded_training(cfg, out / "run", db):
+        before = train(cfg, out / "run")
     f1_before = before.teacher_val.get("mean_f1", before.student_val.get("mean_f1", float("nan")))
     echo(f"      val mean F1: student after DML {before.dml_student_val.get('mean_f1', float('nan')):.2f}, "
          f"CSR teacher {f1_before:.2f} ({before.seconds:.0f} s)")
@@ -109,7 +111,8 @@ def run_demo(out: str | Path = "demo-out", *, n: int = 200, size: int = 96, pres
 
         echo("[6/7] retraining on the corrected labels")
         cfg2 = load_config(preset, None, {**overrides, "data.labels": str(out / "fixed")})
-        after = train(cfg2, out / "run-fixed")
+        with recorded_training(cfg2, out / "run-fixed", db):
+            after = train(cfg2, out / "run-fixed")
         f1_after = after.teacher_val.get("mean_f1", after.student_val.get("mean_f1", float("nan")))
         echo(f"      val mean F1 of the CSR teacher: {f1_before:.2f} before -> {f1_after:.2f} after cleaning")
 

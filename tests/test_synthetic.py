@@ -7,10 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
+from labelaudit.bench.baseline import colour_only_baseline_f1
 from labelaudit.data.classes import CELEBAMASK, CELEBAMASK_PARTS, LAPA
-from labelaudit.data.synthetic import (
-    NOISE_CODES, NOISE_TYPES, colour_only_baseline_f1, generate,
-)
+from labelaudit.data.synthetic import NOISE_CODES, NOISE_TYPES, generate
 from labelaudit.data.synthetic.noise import MIN_EVENT_PIXELS
 
 N, SIZE = 30, 64

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from labelaudit.data.synthetic import generate
+from labelaudit.tracking import recorded_training
 from labelaudit.train import load_config, train
 from labelaudit.train.checkpoint import CheckpointError
 from labelaudit.train.config import preset, rescale_epochs
@@ -131,7 +132,16 @@ def test_resume_after_sigkill_reproduces_the_uninterrupted_run(tiny, tmp_path):
 
 def test_interrupt_in_process_then_resume(tiny, tmp_path):
     cfg = _cfg(tiny, **{"schedule.seed_teacher": True})
-    crashed = Trainer(cfg, tmp_path / "c", progress=False, stop_after_iters=3)  # 2 iters/epoch
+    crashed = Trainer(cfg, tmp_path / "c", progress=False)  # 2 iterations per epoch
+    step, steps = crashed.optimizer.step, []
+
+    def ctrl_c_at_the_fourth_step(*args, **kwargs):
+        if len(steps) == 3:
+            raise KeyboardInterrupt
+        steps.append(1)
+        return step(*args, **kwargs)
+
+    crashed.optimizer.step = ctrl_c_at_the_fourth_step
     with pytest.raises(KeyboardInterrupt):
         crashed.fit()
     assert _state(tmp_path / "c" / "checkpoint.pt")["epoch"] == 1
@@ -142,11 +152,22 @@ def test_interrupt_in_process_then_resume(tiny, tmp_path):
     first_csr = cfg.schedule.csr_start  # 0-based epoch = index in the records
     assert "val/teacher/mean_f1" in records[first_csr - 1] and records[first_csr - 1]["distill"] == 0
     assert records[first_csr]["phase"] == "csr" and records[first_csr]["distill"] > 0
-    # the run and its resolved config are in the store beside the run
+    # recorded_training keeps the run and its resolved config in the store beside the run
+    with recorded_training(cfg, tmp_path / "c"):
+        train(cfg, tmp_path / "c", resume=True, progress=False)  # nothing left to train
     con = sqlite3.connect(tmp_path / "c" / "labelaudit.db")
     rows = con.execute("select kind, status, config from runs").fetchall()
     assert rows[-1][:2] == ("train", "done")
     assert json.loads(rows[-1][2])["schedule"]["epochs"] == 3
+
+
+@pytest.mark.parametrize(("error", "status"), [(KeyboardInterrupt, "interrupted"), (RuntimeError, "failed")])
+def test_recorded_training_keeps_how_a_run_ended(tiny, tmp_path, error, status):
+    with pytest.raises(error):
+        with recorded_training(_cfg(tiny), tmp_path / "r"):
+            raise error()
+    con = sqlite3.connect(tmp_path / "r" / "labelaudit.db")
+    assert con.execute("select kind, status from runs").fetchall() == [("train", status)]
 
 
 def test_existing_run_and_corrupt_checkpoint_give_clear_errors(tiny, tmp_path):

@@ -239,7 +239,7 @@ def run_bench(run_dir: str | Path, teachers: tuple[str, ...] = ("csr", "dml"), *
               tta: bool = False, progress: bool = True) -> BenchReport:
     """One fresh scan per teacher, scored with our method and cleanlab's on the same outputs."""
     from labelaudit.scan.run import ScanOptions, run_scan
-    from labelaudit.scan.score import self_confidence
+    from labelaudit.confidence import self_confidence
 
     try:
         import cleanlab  # noqa: F401

@@ -12,7 +12,11 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from labelaudit.confidence import ConfidenceStats, class_index, self_confidence
 from labelaudit.data.classes import IGNORE_INDEX
+
+__all__ = ["KINDS", "ScanParams", "Region", "ImageAudit", "ConfidenceStats", "self_confidence",
+           "top_class", "suspect_regions", "find_regions", "audit_image"]
 
 KINDS = ("flip", "missing", "spurious", "boundary")
 MAJORITY = 0.5  # a pixel whose label is confidently wrong still needs a clear alternative
@@ -58,38 +62,6 @@ class ImageAudit:
     regions: list[Region] = field(default_factory=list)
     suspicion: np.ndarray | None = None  # (H, W) uint8 heat map 0..255 = 1 - self-confidence
     prediction: np.ndarray | None = None  # (H, W) uint8 teacher argmax, kept with the heat map
-
-
-def _class_index(label: np.ndarray) -> np.ndarray:
-    """The label as int64 class indices, ignored pixels as class 0 (callers mask them out)."""
-    return np.where(label == IGNORE_INDEX, 0, label).astype(np.int64)
-
-
-def self_confidence(probs: np.ndarray, label: np.ndarray) -> np.ndarray:
-    """(H, W) p[given label] per pixel; ignored pixels get 1 (never suspicious)."""
-    q = np.take_along_axis(probs, _class_index(label)[None], axis=0)[0]
-    return np.where(label != IGNORE_INDEX, q, 1.0).astype(np.float32)
-
-
-class ConfidenceStats:
-    """Streams the per-class mean self-confidence: the confident-learning thresholds t_j."""
-
-    def __init__(self, num_classes: int) -> None:
-        self.sum = np.zeros(num_classes, dtype=np.float64)
-        self.count = np.zeros(num_classes, dtype=np.int64)
-
-    def update(self, probs: np.ndarray, label: np.ndarray) -> None:
-        valid = label != IGNORE_INDEX
-        q = self_confidence(probs, label)
-        c = len(self.sum)
-        self.sum += np.bincount(label[valid].ravel(), weights=q[valid].ravel(), minlength=c)[:c]
-        self.count += np.bincount(label[valid].ravel(), minlength=c)[:c]
-
-    def thresholds(self, floor: float = 0.5) -> np.ndarray:
-        """(C,) t_j = mean p_j over pixels labelled j, at least `floor` (1.0 for unseen classes)."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            t = np.where(self.count > 0, self.sum / np.maximum(self.count, 1), 1.0)
-        return np.maximum(t, floor)
 
 
 def top_class(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,7 +112,7 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
         return regions, pred, np.zeros(1, bool)
     if q is None:
         q = self_confidence(probs, label)
-    labelled = _class_index(label)  # ignored pixels never disagree
+    labelled = class_index(label)  # ignored pixels never disagree
     confident = (top >= thresholds[pred]) | ((q <= 1.0 - thresholds[labelled]) & (top >= MAJORITY))
     c = probs.shape[0]
     # label pairs as 1 + given * C + suggested so that find_objects gives each pair's bounding box

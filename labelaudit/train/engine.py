@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,8 +63,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False,
                  train_indices: list[int] | None = None, progress: bool = True,
-                 on_epoch: Callable[[dict[str, Any]], None] | None = None,
-                 stop_after_iters: int | None = None) -> None:
+                 on_epoch: Callable[[dict[str, Any]], None] | None = None) -> None:
         from model import build_model, convert_sync_abn
         from model.ensemble import SelfEnsemble
         from model.losses import DMLCSRLoss, LossWeights
@@ -77,8 +75,6 @@ class Trainer:
         self.dist = D.setup_distributed()
         self.progress = progress and self.dist.is_master
         self.on_epoch = on_epoch
-        self.stop_after_iters = stop_after_iters  # tests: simulate a crash mid-epoch
-        self._iters_run = 0  # iterations run by this process (not restored on resume)
         self.ckpt_path = self.run_dir / CHECKPOINT
         if self.ckpt_path.exists() and not resume:
             raise FileExistsError(
@@ -220,9 +216,6 @@ class Trainer:
         bar = tqdm(self.loader, desc=f"epoch {epoch + 1}/{s.epochs}", disable=None if self.progress else True,  # None: off when not a terminal
                    leave=False, dynamic_ncols=True)
         for it, batch in enumerate(bar):
-            if self.stop_after_iters is not None and self._iters_run >= self.stop_after_iters:
-                raise KeyboardInterrupt("stop_after_iters reached (test hook)")
-            self._iters_run += 1
             lr = learning_rate(s, epoch, it, self.iters_per_epoch)
             for g in self.optimizer.param_groups:
                 g["lr"] = lr
@@ -258,7 +251,7 @@ class Trainer:
 
     def _validate(self, model: torch.nn.Module, calibrate: bool = False) -> dict[str, float]:
         """Val scores; with `calibrate`, also keep the per-class thresholds the scan will use."""
-        from labelaudit.scan.score import ConfidenceStats
+        from labelaudit.confidence import ConfidenceStats
         from labelaudit.train.evaluate import evaluate
 
         stats = ConfidenceStats(self.classes.num_classes) if calibrate else None
@@ -399,72 +392,3 @@ def _plot_curves(history: list[dict[str, Any]], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
-
-
-def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True,
-          on_epoch: Callable[[dict[str, Any]], None] | None = None,
-          db_url: str | None = None) -> TrainResult | list[TrainResult]:
-    """Train one run (or K fold runs when cfg.folds >= 2) into `run_dir`.
-
-    Rank 0 also records the run (resolved config, seed, checkpoint, status) in the findings store
-    (`db_url`, default `$LABELAUDIT_DB` or `<run_dir>/labelaudit.db`).
-    """
-    record = _RunRecord(cfg, Path(run_dir), db_url)
-    status = "failed"
-    try:
-        if cfg.folds >= 2:
-            from labelaudit.train.folds import train_folds
-
-            result: TrainResult | list[TrainResult] = train_folds(
-                cfg, run_dir, resume=resume, progress=progress, on_epoch=on_epoch)
-        else:
-            trainer = Trainer(cfg, run_dir, resume=resume, progress=progress, on_epoch=on_epoch)
-            try:
-                result = trainer.fit()
-            finally:
-                D.cleanup(trainer.dist)
-        status = "done"
-        return result
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        record.finish(status)
-
-
-class _RunRecord:
-    """The train run's row in the store; a store that cannot be written only logs a warning."""
-
-    def __init__(self, cfg: TrainConfig, run_dir: Path, db_url: str | None) -> None:
-        self.store = self.run_id = None
-        if int(os.environ.get("RANK", "0")) != 0:
-            return
-        try:
-            from labelaudit.store import default_db_url, open_db, repo
-
-            run_dir.mkdir(parents=True, exist_ok=True)
-            self.store = open_db(db_url or default_db_url(run_dir))
-            source = cfg.data.open_source()
-            with self.store.session() as s:
-                ds = repo.get_or_create_dataset(s, source.kind, str(source.root),
-                                                list(source.classes.names),
-                                                getattr(source, "merge_order", None))
-                run = repo.start_run(s, "train", ds, {**cfg.to_dict(), "run_dir": str(run_dir)},
-                                     seed=cfg.seed, checkpoint=run_dir / CHECKPOINT)
-                self.run_id = run.id
-        except Exception as e:  # the training itself must not depend on the store
-            log.warning("could not record the run in the store: %s", e)
-            self.store = None
-
-    def finish(self, status: str) -> None:
-        if self.store is None or self.run_id is None:
-            return
-        from labelaudit.store import Run, repo
-
-        try:
-            with self.store.session() as s:
-                repo.finish_run(s, s.get(Run, self.run_id), status)
-        except Exception as e:
-            log.warning("could not record the run's end in the store: %s", e)
-        finally:
-            self.store.close()

@@ -11,7 +11,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from labelaudit.train import distributed as D
 from labelaudit.train.config import TrainConfig
+from labelaudit.train.engine import CHECKPOINT, Trainer
 
 
 def fold_assignment(n: int, k: int, seed: int) -> np.ndarray:
@@ -27,8 +29,6 @@ def train_folds(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, 
                 on_epoch: Callable[[dict[str, Any]], None] | None = None) -> list:
     """Train cfg.folds runs into run_dir/fold-<k>; run_dir/folds.json maps images to folds."""
     from labelaudit.data import FaceParsingDataset
-    from labelaudit.train import distributed as D
-    from labelaudit.train.engine import CHECKPOINT, Trainer
 
     run_dir = Path(run_dir)
     d = cfg.data

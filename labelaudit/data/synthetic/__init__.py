@@ -1,7 +1,6 @@
 """The embedded default dataset: procedurally drawn faces with known, injected label noise.
 
     generate(out, format="lapa")        write a LaPa-, CelebAMask-HQ- or Helen-layout dataset
-    colour_only_baseline_f1(root)       how far colour alone gets (the data needs spatial context)
 
 Only training images carry noise (validation and test stay clean). Ground truth of the noise:
 clean labels (`<split>/labels_clean/` for LaPa, `labels_clean/` otherwise), `noise.jsonl` (one
@@ -20,7 +19,6 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from labelaudit.data.synthetic.baseline import colour_only_baseline_f1
 from labelaudit.data.synthetic.draw import part_mask, render_image, render_label
 from labelaudit.data.synthetic.face import sample_face
 from labelaudit.data.synthetic.noise import (
@@ -28,7 +26,7 @@ from labelaudit.data.synthetic.noise import (
 )
 from labelaudit.data.synthetic.writers import SPLITS, WRITERS, Sample, write_index_png
 
-__all__ = ["generate", "SynthSummary", "colour_only_baseline_f1", "NOISE_TYPES", "NOISE_CODES",
+__all__ = ["generate", "SynthSummary", "NOISE_TYPES", "NOISE_CODES",
            "FORMATS", "MANIFEST"]
 
 log = logging.getLogger(__name__)
