@@ -5,9 +5,7 @@ Label maps are index PNGs: one 8-bit channel, pixel value = class id, 255 = igno
 """
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import numpy as np
 
 from labelaudit.data.classes import IGNORE_INDEX
 from labelaudit.data.errors import BadInputError
+from labelaudit.files import write_bytes_atomic
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -155,8 +154,8 @@ def check_label_values(label: np.ndarray, num_classes: int, path: str | Path) ->
 def write_label(path: str | Path, label: np.ndarray) -> Path:
     """Write (H, W) uint8 `label` as an 8-bit greyscale index PNG, atomically.
 
-    The file appears complete or not at all (temporary file in the same folder, then
-    os.replace), so readers in other processes never see half a PNG. Parents are created.
+    The file appears complete or not at all (labelaudit.files.atomic_file), so readers in other
+    processes never see half a PNG. Parents are created.
     """
     path = Path(path)
     label = np.asarray(label)
@@ -165,17 +164,4 @@ def write_label(path: str | Path, label: np.ndarray) -> Path:
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(label))
     if not ok:
         raise OSError(f"cannot encode PNG for {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.tobytes())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; labels are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return write_bytes_atomic(path, buf.tobytes())

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +9,7 @@ import cv2
 import numpy as np
 from sqlalchemy import func, select
 
+from labelaudit.files import atomic_file
 from labelaudit.store import Finding, Image, ImageScore, Run, Store, repo
 
 
@@ -85,16 +84,10 @@ def summarize(store: Store, run_id: int, top: int = 20) -> ScanSummary:
 
 
 def _atomic_csv(path: Path, header: list[str], rows) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(header)
-            w.writerows(rows)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
 
 
 def write_csvs(store: Store, run_id: int, out: str | Path) -> tuple[Path, Path]:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from labelaudit.data.synthetic.noise import (
     NOISE_CODES, NOISE_TYPES, inject_noise,
 )
 from labelaudit.data.synthetic.writers import SPLITS, WRITERS, Sample, write_index_png
+from labelaudit.files import atomic_folder
 
 __all__ = ["generate", "SynthSummary", "NOISE_TYPES", "NOISE_CODES",
            "FORMATS", "MANIFEST"]
@@ -118,7 +117,7 @@ def generate(
     """Write `n` generated faces (labels size x size) in `format`'s layout to `out`.
 
     A `noise_rate` fraction (rounded) of the training images gets 1 (sometimes 2) noise events
-    drawn from `noise_types`. The set is written to a sibling temp folder and renamed at the end;
+    drawn from `noise_types`. The set is built in a sibling folder and swapped in at the end;
     an existing `out` is replaced only with `overwrite=True` and only if it holds a generated set.
     """
     _check(format, n, size, noise_rate, noise_types, splits)
@@ -130,26 +129,52 @@ def generate(
         if not (out / MANIFEST).exists():
             raise FileExistsError(f"{out} has no {MANIFEST}: refusing to replace a folder this "
                                   "generator did not write")
-    tmp = out.with_name(f".{out.name}.partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-
-    writer = WRITERS[format](tmp)
-    cs = writer.class_set
     counts = split_counts(n, splits)
-    split_of = [s for s in SPLITS for _ in range(counts[s])]
     n_noisy = round(noise_rate * counts["train"])
+    with atomic_folder(out) as tmp:
+        writer = WRITERS[format](tmp)
+        per_type, noisy_pixels = _write_samples(writer, tmp, seed, n, size, counts, n_noisy,
+                                                noise_types, progress)
+        summary = SynthSummary(
+            root=out, format=format, class_names=writer.class_set.names, counts=counts,
+            n_noisy=n_noisy, noisy_per_type=per_type, noisy_pixels=noisy_pixels,
+            paths=_paths(out, format),
+        )
+        manifest = {"generator": "labelaudit.data.synthetic", "n": n, "size": size,
+                    "image_size": size * writer.image_scale, "noise_rate": noise_rate,
+                    "noise_types": list(noise_types), "seed": seed, "splits": list(splits),
+                    "left_right": "l_* = part on the image's left (the subject's right)",
+                    **summary.to_json()}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    log.info("synthetic %s: %s images in %s, %d noisy training images %s",
+             format, counts, out, n_noisy, per_type)
+    return summary
+
+
+def _paths(out: Path, format: str) -> dict[str, Path]:
+    paths = {"root": out, "noise": out / "noise.jsonl", "noise_types": out / "noise_types",
+             "manifest": out / MANIFEST}
+    if format == "lapa":
+        paths.update({f"labels_clean/{s}": out / s / "labels_clean" for s in SPLITS})
+    else:
+        paths["labels_clean"] = out / "labels_clean"
+    return paths
+
+
+def _write_samples(writer, tmp: Path, seed: int, n: int, size: int, counts: dict[str, int],
+                   n_noisy: int, noise_types: tuple[str, ...], progress: bool) -> tuple[dict[str, int], int]:
+    """Draw and write every sample, the noise maps and noise.jsonl; (images per noise type,
+    wrong pixels)."""
+    split_of = [s for s in SPLITS for _ in range(counts[s])]
     noisy_set = set(np.random.default_rng([seed, 0]).choice(counts["train"], n_noisy, replace=False)
                     .tolist()) if n_noisy else set()
-
     per_type = {t: 0 for t in NOISE_TYPES}
     noisy_pixels = 0
     records = []
-    for i in tqdm(range(n), desc=f"synthetic {format}", disable=None if progress else True):
+    for i in tqdm(range(n), desc=f"synthetic {writer.format}", disable=None if progress else True):
         noisy = i in noisy_set
         image, clean, label, types, events, landmarks, glasses = _draw_sample(
-            seed, i, size, cs, writer.image_scale, noisy, noise_types)
+            seed, i, size, writer.class_set, writer.image_scale, noisy, noise_types)
         sample = Sample(i, split_of[i], writer.stem(i), image, label, clean, landmarks, glasses)
         writer.write(sample)
         if noisy:
@@ -164,26 +189,4 @@ def generate(
     with open(tmp / "noise.jsonl", "w") as f:
         for r in records:
             f.write(json.dumps(r) + "\n")
-
-    paths = {"root": out, "noise": out / "noise.jsonl", "noise_types": out / "noise_types",
-             "manifest": out / MANIFEST}
-    if format == "lapa":
-        paths.update({f"labels_clean/{s}": out / s / "labels_clean" for s in SPLITS})
-    else:
-        paths["labels_clean"] = out / "labels_clean"
-    summary = SynthSummary(
-        root=out, format=format, class_names=cs.names, counts=counts, n_noisy=n_noisy,
-        noisy_per_type=per_type, noisy_pixels=noisy_pixels, paths=paths,
-    )
-    manifest = {"generator": "labelaudit.data.synthetic", "n": n, "size": size,
-                "image_size": size * writer.image_scale, "noise_rate": noise_rate,
-                "noise_types": list(noise_types), "seed": seed, "splits": list(splits),
-                "left_right": "l_* = part on the image's left (the subject's right)",
-                **summary.to_json()}
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    log.info("synthetic %s: %s images in %s, %d noisy training images %s",
-             format, counts, out, n_noisy, per_type)
-    return summary
+    return per_type, noisy_pixels

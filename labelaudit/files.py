@@ -1,0 +1,104 @@
+"""Atomic writes: the one way labelaudit writes a file or a whole folder that others may read.
+
+- :func:`atomic_file` / :func:`write_bytes_atomic`: a temporary file in the same folder, flushed
+  and fsynced, then ``os.replace``: a reader sees the old file or the whole new one, never half.
+- :func:`atomic_folder`: a folder built beside its destination, then swapped in. On Linux the
+  swap is one ``renameat2(RENAME_EXCHANGE)`` call, so the destination always exists and is
+  always complete; elsewhere (or on a file system without it) the old folder is first renamed
+  aside, so there is a moment in which the destination does not exist, but it is never half
+  written. Either way the old folder is deleted afterwards, and a failure leaves it untouched.
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+log = logging.getLogger(__name__)
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+@contextmanager
+def atomic_file(path: str | Path, mode: str = "wb", newline: str | None = None) -> Iterator[IO]:
+    """Open a temporary file that becomes `path` when the block ends without an error.
+
+    Parents are created; the file gets mode 0644 (mkstemp's 0600 would hide shared labels).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, newline=newline) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write `data` to `path` atomically (see :func:`atomic_file`)."""
+    with atomic_file(path) as f:
+        f.write(data)
+    return Path(path)
+
+
+@contextmanager
+def atomic_folder(out: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `out`; when the block succeeds it replaces `out`.
+
+    A leftover temporary folder from an interrupted earlier attempt is removed first. On an
+    error the temporary folder is deleted and `out` is left as it was.
+    """
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        _swap_in(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _swap_in(new: Path, out: Path) -> None:
+    if not out.exists():
+        os.replace(new, out)
+        return
+    if _exchange(new, out):
+        shutil.rmtree(new)  # `new` now holds the old folder
+        return
+    old = out.with_name(f".{out.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    os.replace(out, old)
+    os.replace(new, out)
+    shutil.rmtree(old)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one system call (Linux renameat2); False where that is unavailable."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)  # the loaded process's libc, no lookup
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError, TypeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if rc != 0:
+        log.debug("renameat2(RENAME_EXCHANGE) failed (errno %d); renaming in two steps", ctypes.get_errno())
+        return False
+    return True
