@@ -75,7 +75,7 @@ def test_teacher_is_eq6_of_the_students_it_saw(tiny, tmp_path, average):
         {k: v.detach().clone() for k, v in trainer.student.named_parameters()})
     trainer.fit()
     csr = seen[1:]  # epochs 2-5: cycle 1 = epochs 2, 3; cycle 2 = epochs 4, 5
-    for name, got in trainer.teacher.named_parameters():
+    for name, got in trainer.teacher.model.named_parameters():
         if average == "epochs":
             first = (csr[0][name] + csr[1][name]) / 2
             expected = first / 2 + (csr[2][name] + csr[3][name]) / 4

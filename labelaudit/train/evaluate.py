@@ -12,7 +12,7 @@ def evaluate(model: torch.nn.Module, dataset, device: torch.device, *, batch_siz
              amp: bool = False, workers: int = 0, confidence=None) -> ParsingScores:
     """Scores of `model` on every image of `dataset` (a non-augmented FaceParsingDataset).
 
-    `confidence` (a labelaudit.scan.score.ConfidenceStats) also collects the per-class mean
+    `confidence` (a labelaudit.confidence.ConfidenceStats) also collects the per-class mean
     self-confidence on the way: the scan's confident-learning thresholds, at no extra forward.
     """
     from labelaudit.data import collate
