@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 from sqlalchemy import select
 
+from labelaudit.scan.layout import ScanMaps
 from labelaudit.scan.summary import ScanSummary, resolve_scan_run, summarize
 from labelaudit.store import Image, ImageScore, Run, Store, repo
 
@@ -63,7 +64,7 @@ def contact_sheet(store: Store, run_id: int, path: Path, k: int = 8, tile: int =
         run = s.get(Run, run_id)
         ds = run.dataset
         names = list(ds.class_names)
-        maps = Path(run.config.get("run_dir", ".")) / "scans" / str(run_id)
+        maps = ScanMaps.of(run)
         source = repo.open_dataset_source(ds)
     by_rel = {str(source.image_relpath(r)): r for sp in ("train", "val", "test")
               for r in source.records(sp)}
@@ -75,8 +76,7 @@ def contact_sheet(store: Store, run_id: int, path: Path, k: int = 8, tile: int =
             continue
         img = read_image(rec.image_path)
         given = source.load_label(rec)
-        teacher_p = maps / "teacher" / f"{im.id}.png"
-        heat_p = maps / "suspicion" / f"{im.id}.png"
+        teacher_p, heat_p = maps.teacher(im.id), maps.suspicion(im.id)
         teacher = read_label(teacher_p) if teacher_p.exists() else np.zeros_like(given)
         heat = cv2.imread(str(heat_p), cv2.IMREAD_GRAYSCALE) if heat_p.exists() else np.zeros_like(given)
         heat_rgb = cv2.cvtColor(cv2.applyColorMap(heat, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)

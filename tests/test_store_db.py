@@ -101,7 +101,7 @@ def _build_v1(path: Path) -> None:
                                      '2024-05-01 10:00:00.000000');
         INSERT INTO images VALUES (1, 1, 'train', 'train/images/a.jpg', 'train/labels/a.png',
                                    'abc', 64, 48);
-        INSERT INTO runs VALUES (1, 'scan', 1, '{"top": 5}', '/ckpt.pt', 'done', 3,
+        INSERT INTO runs VALUES (1, 'scan', 1, '{"top": 5, "class_pixels": [7, 8], "bad_inputs": [["x.png", "unreadable"]]}', '/ckpt.pt', 'done', 3,
                                  '{"python": "3.11"}', '2024-05-01 10:01:00.000000',
                                  '2024-05-01 10:02:00.000000', NULL);
         INSERT INTO image_scores VALUES (1, 1, 1, 0.25, 1, 40, 0.8);
@@ -121,13 +121,14 @@ def test_v1_database_is_upgraded_in_place_keeping_its_data(tmp_path):
     assert _schema(f"sqlite:///{old}")["findings"]["columns"][-1][0] == "mask_path"
 
     with open_db(old) as store:
-        assert store.schema_version() == CURRENT_VERSION == 2
+        assert store.schema_version() == CURRENT_VERSION == 3
         with store.session() as s:
             versions = s.execute(text("SELECT version FROM schema_version ORDER BY version"))
-            assert [v for (v,) in versions] == [1, 2]
+            assert [v for (v,) in versions] == [1, 2, 3]
             assert s.execute(text("PRAGMA foreign_key_check")).all() == []
             run = s.get(Run, 1)
             assert (run.kind, run.status, run.seed, run.config) == ("scan", "done", 3, {"top": 5})
+            assert run.progress == {"class_pixels": [7, 8], "bad_inputs": [["x.png", "unreadable"]]}
             assert run.started_at.tzinfo is timezone.utc and run.started_at.hour == 10
             score = s.scalars(select(ImageScore)).one()
             assert (score.label_quality, score.n_suspect_pixels) == (0.25, 40)
@@ -168,7 +169,7 @@ def test_failed_migration_leaves_the_database_untouched(tmp_path, monkeypatch):
     con.close()
     monkeypatch.undo()
     with open_db(path) as store:  # and the real upgrade still works afterwards
-        assert store.schema_version() == 2
+        assert store.schema_version() == CURRENT_VERSION
 
 
 def test_newer_database_is_refused_naming_the_file(tmp_path):

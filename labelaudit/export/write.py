@@ -32,6 +32,7 @@ from labelaudit.data import write_label
 from labelaudit.export.apply import apply_findings
 from labelaudit.export.policy import parse_policy, select_findings
 from labelaudit.files import atomic_file, atomic_folder
+from labelaudit.scan.layout import ScanMaps
 from labelaudit.store import Image, ImageScore, Run, Store, repo
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ def export_labels(store: Store, out: str | Path, *, run_id: int | None = None,
     with store.session() as s:
         run = s.get(Run, run_id)
         source = repo.open_dataset_source(run.dataset)
-        maps_dir = Path(run.config.get("run_dir", ".")) / "scans" / str(run_id) / "teacher"
+        maps = ScanMaps.of(run)
         images = {im.image_relpath: im.id for im in s.scalars(
             select(Image).join(ImageScore, ImageScore.image_id == Image.id)
             .where(ImageScore.run_id == run_id))}
@@ -116,7 +117,7 @@ def export_labels(store: Store, out: str | Path, *, run_id: int | None = None,
             for rec in source.records(split):
                 image_id = images.get(str(source.image_relpath(rec)))
                 fixes = applied.get(image_id, []) if image_id is not None else []
-                _export_record(source, rec, image_id, fixes, maps_dir, tmp, tally)
+                _export_record(source, rec, image_id, fixes, maps, tmp, tally)
         _write_manifest(tmp, tally, source, run_id, policy, applied)
     with store.session() as s:
         repo.record_export(s, s.get(Run, run_id), out_dir=out.resolve(), policy=policy,
@@ -129,13 +130,13 @@ def export_labels(store: Store, out: str | Path, *, run_id: int | None = None,
                         tally.n_findings_applied, tally.n_pixels_changed)
 
 
-def _export_record(source, rec, image_id: int | None, fixes: list, maps_dir: Path, tmp: Path,
+def _export_record(source, rec, image_id: int | None, fixes: list, maps: ScanMaps, tmp: Path,
                    tally: _Tally) -> None:
     """One image's label files: corrected where findings apply, else copied byte for byte."""
     tally.n_images += 1
     label = source.load_label(rec) if (fixes or rec.label_parts) else None
     if fixes:
-        teacher_path = maps_dir / f"{image_id}.png"
+        teacher_path = maps.teacher(image_id)
         teacher = cv2.imread(str(teacher_path), cv2.IMREAD_UNCHANGED) if teacher_path.exists() else None
         result = apply_findings(label, fixes, teacher)
         names, rel_img = source.classes.names, str(source.image_relpath(rec))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from labelaudit.scan.layout import ScanMaps
 from labelaudit.scan.summary import resolve_scan_run
 from labelaudit.store import Run, Store, repo
 
@@ -49,7 +50,7 @@ def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | 
         run = s.get(Run, run_id)
         dataset = run.dataset
         names = list(dataset.class_names)
-        maps = Path(run.config.get("run_dir", ".")) / "scans" / str(run_id)
+        maps = ScanMaps.of(run)
         source = repo.open_dataset_source(dataset)
         scores = repo.top_images(s, run, top if top else 10**9)
         rows = []
@@ -60,7 +61,7 @@ def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | 
         pairs = repo.confusion_pairs(s, run)
     by_rel = {str(source.image_relpath(r)): r for sp in ("train", "val", "test")
               for r in source.records(sp)}
-    (maps / "given").mkdir(parents=True, exist_ok=True)
+    maps.given(0).parent.mkdir(parents=True, exist_ok=True)
     existing = {sm["image_id"]: sm for sm in ds.select_fields("image_id")} if len(ds) else {}
     new = []
     for image_id, rel, quality, (h, w), findings in rows:
@@ -68,7 +69,7 @@ def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | 
         if rec is None:
             log.warning("%s: no longer in the dataset, not reviewed", rel)
             continue
-        teacher_png = maps / "teacher" / f"{image_id}.png"
+        teacher_png = maps.teacher(image_id)
         if findings and h is None:  # the scan stores the label frame; older stores may not
             h, w = source.load_label(rec).shape[:2]
         dets = []
@@ -80,9 +81,9 @@ def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | 
                 confidence=float(f.score), finding_id=int(f.id), kind=f.kind))
         fields = {
             "ground_truth": fo.Segmentation(mask_path=str(_given_label_png(
-                source, rec, maps / "given" / f"{image_id}.png"))),
+                source, rec, maps.given(image_id)))),
             "teacher": fo.Segmentation(mask_path=str(teacher_png)),
-            "suspicion": fo.Heatmap(map_path=str(maps / "suspicion" / f"{image_id}.png"),
+            "suspicion": fo.Heatmap(map_path=str(maps.suspicion(image_id)),
                                     range=[0, 255]),
             "findings": fo.Detections(detections=dets),
             "label_quality": float(quality), "image_id": int(image_id), "scan_run_id": run_id,

@@ -20,7 +20,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from labelaudit.data import FaceParsingDataset, collate
+from labelaudit.data.classes import IGNORE_INDEX
 from labelaudit.data.errors import BadInputError
+from labelaudit.scan.layout import ScanMaps
 from labelaudit.scan.score import ConfidenceStats, ImageAudit, ScanParams, audit_image
 from labelaudit.scan.teachers import TeacherSet, describe, load_teachers
 from labelaudit.store import (
@@ -165,7 +167,7 @@ def _thresholds(teachers: TeacherSet, source, opts: ScanOptions, predict: Predic
 
 def _scan_config(opts: ScanOptions, teachers: TeacherSet) -> dict[str, Any]:
     """The part of the options that defines "the same scan" (a resume must match it)."""
-    return {"run_dir": str(opts.run_dir), "split": opts.split, "tta": opts.tta,
+    return {"run_dir": str(Path(opts.run_dir).resolve()), "split": opts.split, "tta": opts.tta,
             "labels_dir": str(opts.labels_dir) if opts.labels_dir else None, "limit": opts.limit,
             "params": vars(opts.params), **describe(teachers)}
 
@@ -183,11 +185,11 @@ def _find_resumable(store: Store, dataset_id: int, config: dict[str, Any]) -> in
     return None
 
 
-def _write_maps(maps_dir: Path, image_id: int, audit: ImageAudit) -> None:
+def _write_maps(maps: ScanMaps, image_id: int, audit: ImageAudit) -> None:
     """The teacher argmax and suspicion PNGs of an audit made `with_heatmap`."""
     assert audit.prediction is not None and audit.suspicion is not None
-    cv2.imwrite(str(maps_dir / "teacher" / f"{image_id}.png"), audit.prediction)
-    cv2.imwrite(str(maps_dir / "suspicion" / f"{image_id}.png"), audit.suspicion)
+    cv2.imwrite(str(maps.teacher(image_id)), audit.prediction)
+    cv2.imwrite(str(maps.suspicion(image_id)), audit.suspicion)
 
 
 class HeapTrimmer:
@@ -218,6 +220,117 @@ class HeapTrimmer:
             self._trim(0)
 
 
+@dataclass
+class _Plan:
+    """Everything a scan needs before its first batch (see `_plan`)."""
+
+    store: Store
+    db_url: str
+    run_id: int
+    teachers: TeacherSet
+    dataset: ScanDataset
+    image_ids: dict[str, int]  # record id -> image id
+    todo: list[int]  # dataset indices still to score
+    maps: ScanMaps | None
+    thresholds: list[np.ndarray]  # per teacher, (C,)
+    predict: Predict
+
+
+@dataclass
+class ScoredImage:
+    """One image's audit with what it was made from (the probabilities are not stored)."""
+
+    record: Any
+    image_id: int
+    label: np.ndarray  # (H, W) given label, original frame
+    probs: np.ndarray  # (C, H, W)
+    audit: ImageAudit
+
+
+def _open_run(store: Store, dataset_id: int, config: dict[str, Any], opts: ScanOptions,
+              teachers: TeacherSet, seed: int) -> tuple[int, set[int]]:
+    """(scan run id, ids of the images it already scored): a resumable run, or a new one."""
+    run_id = _find_resumable(store, dataset_id, config) if opts.resume else None
+    with store.session() as s:
+        if run_id is None:
+            run = repo.start_run(s, "scan", s.get(Dataset, dataset_id), config, seed=seed,
+                                 checkpoint=teachers.teachers[0].checkpoint)
+        else:
+            run = s.get(Run, run_id)
+            log.info("resuming scan run %d", run_id)
+        return run.id, repo.scored_image_ids(s, run)
+
+
+def _plan(opts: ScanOptions, store: Store, db_url: str, device: torch.device,
+          predict: Predict | None) -> _Plan:
+    """Teachers, dataset, the images to score, the scan run (new or resumed), thresholds."""
+    teachers = load_teachers(opts.run_dir, opts.teacher, device)
+    cfg = teachers.config
+    if opts.root is not None:
+        cfg.data.root = Path(opts.root)
+    source = cfg.data.open_source()
+    dataset = ScanDataset(source, opts.split, size=cfg.data.size, augment=False,
+                          channel_order=cfg.data.channel_order, on_bad="raise",
+                          labels_dir=opts.labels_dir)
+    if opts.limit is not None:
+        dataset.records = dataset.records[:opts.limit]
+    dataset_id, image_ids = index_images(store, source, opts.split, dataset.records, opts.labels_dir)
+    run_id, done = _open_run(store, dataset_id, _scan_config(opts, teachers), opts, teachers, cfg.seed)
+    maps = ScanMaps.at(Path(opts.run_dir).resolve(), run_id).create() if opts.maps else None
+    todo = [i for i, rec in enumerate(dataset.records) if image_ids[rec.id] not in done]
+    predict = predict or network_predictor(teachers, source.classes, device, opts.tta)
+    thresholds = _thresholds(teachers, source, opts, predict)
+    return _Plan(store, db_url, run_id, teachers, dataset, image_ids, todo, maps, thresholds, predict)
+
+
+def score_batch(plan: _Plan, batch: dict[str, Any], probs: list[np.ndarray],
+                params: ScanParams) -> list[ScoredImage]:
+    """The audit of every image of a batch: pure (no files, no store)."""
+    out = []
+    for k, idx in enumerate(batch["index"].tolist()):
+        rec = plan.dataset.records[idx]
+        label = batch["label_orig"][k]
+        audit = audit_image(probs[k], label, plan.thresholds[plan.teachers.for_record(rec.id)],
+                            params, with_heatmap=plan.maps is not None)
+        out.append(ScoredImage(rec, plan.image_ids[rec.id], label, probs[k], audit))
+    return out
+
+
+class ScanWriter:
+    """Writes a scan's results: maps (PNG), then one short transaction per batch for its
+    scores, findings, image sizes and the run's progress (class pixel counts, bad inputs)."""
+
+    def __init__(self, store: Store, run_id: int, num_classes: int, maps: ScanMaps | None) -> None:
+        self.store, self.run_id, self.maps = store, run_id, maps
+        with store.session() as s:
+            progress = s.get(Run, run_id).progress or {}
+        self.class_pixels = np.zeros(num_classes, np.int64)
+        self.class_pixels += np.asarray(progress.get("class_pixels") or self.class_pixels, np.int64)
+        self.bad_inputs = [list(b) for b in progress.get("bad_inputs", [])]
+
+    def write(self, scored: list[ScoredImage], bad: list[tuple[str, str]]) -> int:
+        """Store one batch; returns how many images were new to the run."""
+        c = len(self.class_pixels)
+        for im in scored:
+            if self.maps is not None:
+                _write_maps(self.maps, im.image_id, im.audit)
+            valid = im.label != IGNORE_INDEX
+            self.class_pixels += np.bincount(im.label[valid].ravel(), minlength=c)[:c]
+        self.bad_inputs += [list(b) for b in bad if list(b) not in self.bad_inputs]
+        results = [ImageResult(im.image_id, im.audit.label_quality, im.audit.n_suspect_pixels,
+                               [FindingRecord(r.given, r.suggested, r.kind, r.score, r.area, r.bbox, r.mask)
+                                for r in im.audit.regions], im.audit.mean_self_confidence)
+                   for im in scored]
+        with self.store.session() as s:
+            run = s.get(Run, self.run_id)
+            for im in scored:
+                row = s.get(Image, im.image_id)
+                if row is not None and row.width is None:  # the label frame, for masks
+                    row.height, row.width = (int(v) for v in im.label.shape[:2])
+            run.progress = {"class_pixels": self.class_pixels.tolist(), "bad_inputs": self.bad_inputs}
+            return repo.write_scan_batch(s, run, results)  # commits
+
+
 def run_scan(opts: ScanOptions, on_image: ImageHook | None = None,
              predict: Predict | None = None) -> ScanResult:
     """Scan `opts.split` of the run's dataset; see the module docstring.
@@ -225,123 +338,68 @@ def run_scan(opts: ScanOptions, on_image: ImageHook | None = None,
     `on_image` sees every scored image (the benchmark scores cleanlab on the same
     probabilities); `predict` replaces the networks' forward pass (default: the run's teachers).
     """
-    from tqdm.auto import tqdm
-
     t0 = time.perf_counter()
-    device = _device(opts.device)
-    teachers = load_teachers(opts.run_dir, opts.teacher, device)
-    cfg = teachers.config
-    if opts.root is not None:
-        cfg.data.root = Path(opts.root)
-    source = cfg.data.open_source()
-    classes = source.classes
-    dataset = ScanDataset(source, opts.split, size=cfg.data.size, augment=False,
-                          channel_order=cfg.data.channel_order, on_bad="raise",
-                          labels_dir=opts.labels_dir)
-    if opts.limit is not None:
-        dataset.records = dataset.records[:opts.limit]
     db_url = opts.db_url or default_db_url(opts.run_dir)
     store = open_db(db_url)
     try:
-        dataset_id, image_ids = index_images(store, source, opts.split, dataset.records,
-                                             opts.labels_dir)
-        config = _scan_config(opts, teachers)
-        run_id = _find_resumable(store, dataset_id, config) if opts.resume else None
-        with store.session() as s:
-            if run_id is None:
-                ds = s.get(Dataset, dataset_id)
-                run = repo.start_run(s, "scan", ds, {**config, "class_pixels": [0] * classes.num_classes},
-                                     seed=cfg.seed, checkpoint=teachers.teachers[0].checkpoint)
-            else:
-                run = s.get(Run, run_id)
-                log.info("resuming scan run %d", run_id)
-            run_id = run.id
-            done = repo.scored_image_ids(s, run)
-        maps_dir = None
-        if opts.maps:
-            maps_dir = Path(opts.run_dir) / "scans" / str(run_id)
-            for sub in ("teacher", "suspicion"):
-                (maps_dir / sub).mkdir(parents=True, exist_ok=True)
-        todo = [i for i, rec in enumerate(dataset.records) if image_ids[rec.id] not in done]
-        result = ScanResult(run_id, db_url, teachers.name, len(dataset.records), 0,
-                            len(dataset.records) - len(todo), [], maps_dir)
-        predict = predict or network_predictor(teachers, classes, device, opts.tta)
-        thresholds = _thresholds(teachers, source, opts, predict)
-        loader = DataLoader(torch.utils.data.Subset(dataset, todo), batch_size=opts.batch_size,
-                            shuffle=False, num_workers=opts.workers, collate_fn=scan_collate)
-        class_pixels = np.zeros(classes.num_classes, dtype=np.int64)
+        plan = _plan(opts, store, db_url, _device(opts.device), predict)
+        n = len(plan.dataset.records)
+        result = ScanResult(plan.run_id, db_url, plan.teachers.name, n, 0, n - len(plan.todo), [],
+                            plan.maps.root if plan.maps else None)
         status = "failed"
         try:
-            with store.session() as s:
-                run = s.get(Run, run_id)
-                class_pixels += np.asarray(run.config.get("class_pixels", class_pixels), np.int64)
-                bad_all = [list(b) for b in run.config.get("bad_inputs", [])]
-                t_load = time.perf_counter()
-                bar = tqdm(total=len(todo), desc=f"scan {opts.split}", unit="img",
-                           disable=None if opts.progress else True)
-                trim_heap = HeapTrimmer()
-                for batch in loader:
-                    t_fwd = time.perf_counter()
-                    result.load_seconds += t_fwd - t_load
-                    result.bad.extend(batch["bad"])
-                    for path, problem in batch["bad"]:
-                        log.warning("skipping bad input: %s: %s", path, problem)
-                    if batch["bad"]:
-                        bad_all.extend(list(b) for b in batch["bad"] if list(b) not in bad_all)
-                        run.config = {**run.config, "bad_inputs": bad_all}
-                    if "image" not in batch:
-                        s.commit()
-                        bar.update(len(batch["bad"]))
-                        t_load = time.perf_counter()
-                        continue
-                    probs = _forward(teachers, batch, dataset.records, predict)
-                    t_own = time.perf_counter()
-                    result.forward_seconds += t_own - t_fwd
-                    hook_start = result.hook_seconds
-                    results = []
-                    for k, idx in enumerate(batch["index"].tolist()):
-                        rec = dataset.records[idx]
-                        label = batch["label_orig"][k]
-                        p = probs[k]
-                        audit = audit_image(p, label, thresholds[teachers.for_record(rec.id)],
-                                            opts.params, with_heatmap=maps_dir is not None)
-                        image_id = image_ids[rec.id]
-                        if maps_dir is not None:
-                            _write_maps(maps_dir, image_id, audit)
-                        valid = label != 255
-                        class_pixels += np.bincount(label[valid].ravel(),
-                                                    minlength=classes.num_classes)[:classes.num_classes]
-                        results.append(ImageResult(
-                            image_id, audit.label_quality, audit.n_suspect_pixels,
-                            [FindingRecord(r.given, r.suggested, r.kind, r.score, r.area, r.bbox,
-                                           r.mask) for r in audit.regions],
-                            audit.mean_self_confidence))
-                        if on_image is not None:
-                            t_hook = time.perf_counter()
-                            on_image(rec, p, label, audit)
-                            result.hook_seconds += time.perf_counter() - t_hook
-                    for res, lbl in zip(results, batch["label_orig"]):
-                        im = s.get(Image, res.image_id)
-                        if im is not None and im.width is None:  # the label frame, for masks
-                            im.height, im.width = (int(v) for v in lbl.shape[:2])
-                    run.config = {**run.config, "class_pixels": class_pixels.tolist()}
-                    result.n_scored_now += repo.write_scan_batch(s, run, results)
-                    trim_heap()
-                    t_load = time.perf_counter()
-                    result.own_seconds += t_load - t_own - (result.hook_seconds - hook_start)
-                    bar.update(len(results) + len(batch["bad"]))
-                bar.close()
-                status = "done"
+            _scan_batches(plan, opts, on_image, result)
+            status = "done"
         except KeyboardInterrupt:
             status = "interrupted"
             raise
         finally:
             with store.session() as s:
-                repo.finish_run(s, s.get(Run, run_id), status)
+                repo.finish_run(s, s.get(Run, plan.run_id), status)
         result.seconds = time.perf_counter() - t0
         return result
     finally:
         store.close()
+
+
+def _scan_batches(plan: _Plan, opts: ScanOptions, on_image: ImageHook | None, result: ScanResult) -> None:
+    """load -> forward -> score -> write, batch by batch, timing each part."""
+    from tqdm.auto import tqdm
+
+    loader = DataLoader(torch.utils.data.Subset(plan.dataset, plan.todo), batch_size=opts.batch_size,
+                        shuffle=False, num_workers=opts.workers, collate_fn=scan_collate)
+    writer = ScanWriter(plan.store, plan.run_id, plan.dataset.source.classes.num_classes, plan.maps)
+    trim_heap = HeapTrimmer()
+    bar = tqdm(total=len(plan.todo), desc=f"scan {opts.split}", unit="img",
+               disable=None if opts.progress else True)
+    t_load = time.perf_counter()
+    for batch in loader:
+        t_fwd = time.perf_counter()
+        result.load_seconds += t_fwd - t_load
+        result.bad.extend(batch["bad"])
+        for path, problem in batch["bad"]:
+            log.warning("skipping bad input: %s: %s", path, problem)
+        scored: list[ScoredImage] = []
+        hook_seconds = 0.0
+        t_own = t_fwd
+        if "image" in batch:
+            probs = _forward(plan.teachers, batch, plan.dataset.records, plan.predict)
+            t_own = time.perf_counter()
+            result.forward_seconds += t_own - t_fwd
+            scored = score_batch(plan, batch, probs, opts.params)
+            if on_image is not None:
+                t_hook = time.perf_counter()
+                for im in scored:
+                    on_image(im.record, im.probs, im.label, im.audit)
+                hook_seconds = time.perf_counter() - t_hook
+        result.n_scored_now += writer.write(scored, batch["bad"])
+        trim_heap()
+        t_load = time.perf_counter()
+        if scored:
+            result.own_seconds += t_load - t_own - hook_seconds
+        result.hook_seconds += hook_seconds
+        bar.update(len(scored) + len(batch["bad"]))
+    bar.close()
 
 
 def network_predictor(teachers: TeacherSet, classes, device: torch.device, tta: bool) -> Predict:

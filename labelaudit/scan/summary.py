@@ -77,9 +77,10 @@ def summarize(store: Store, run_id: int, top: int = 20) -> ScanSummary:
         for g, px in s.execute(select(Finding.given_class, func.sum(Finding.area))
                                .where(Finding.run_id == run_id).group_by(Finding.given_class)):
             flagged[int(g)] = int(px or 0)
-        totals = np.asarray(run.config.get("class_pixels") or [0] * len(names), np.int64)
+        progress = run.progress or {}
+        totals = np.asarray(progress.get("class_pixels") or [0] * len(names), np.int64)
         rate = {n: float(flagged[i] / totals[i]) if totals[i] else 0.0 for i, n in enumerate(names)}
-        bad = [tuple(b) for b in run.config.get("bad_inputs", [])]
+        bad = [tuple(b) for b in progress.get("bad_inputs", [])]
     return ScanSummary(run_id, int(n_images), int(n_findings), worst, pairs, rate, bad)  # type: ignore[arg-type]
 
 

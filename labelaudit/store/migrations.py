@@ -179,6 +179,21 @@ def _v2_fingerprints(conn: Connection) -> None:
     log.info("schema v2: fingerprinted %d existing findings", n)
 
 
+def _v3_scan_progress(conn: Connection) -> None:
+    """v3: a scan's running totals (class pixel counts, skipped inputs) leave its config, which
+    is the key a resumed scan is matched by, for a column of their own."""
+    import json
+
+    conn.execute(text("ALTER TABLE runs ADD COLUMN progress JSON"))
+    rows = conn.execute(text("SELECT id, config FROM runs WHERE kind = 'scan'")).all()
+    for run_id, config in rows:
+        config = json.loads(config) if isinstance(config, str) else dict(config or {})
+        progress = {k: config.pop(k) for k in ("class_pixels", "bad_inputs") if k in config}
+        conn.execute(text("UPDATE runs SET config = :c, progress = :p WHERE id = :id"),
+                     {"c": json.dumps(config), "p": json.dumps(progress), "id": run_id})
+    log.info("schema v3: moved the progress of %d scan runs out of their config", len(rows))
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -189,6 +204,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "finding/decision fingerprints; decisions carried across rescans",
               _v2_fingerprints),
+    Migration(3, "scan progress in runs.progress, not in runs.config", _v3_scan_progress),
 )
 """Ordered steps; step ``k`` upgrades a version ``k-1`` database to version ``k``."""
 

@@ -119,7 +119,7 @@ class Run(Base):
     kind: Mapped[str] = mapped_column(String(16))
     dataset_id: Mapped[int | None] = mapped_column(
         ForeignKey("datasets.id", ondelete="SET NULL"), nullable=True)
-    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # resolved; a scan's resume key
     checkpoint: Mapped[str | None] = mapped_column(Text, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="running")
     seed: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -128,6 +128,8 @@ class Run(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     parent_run_id: Mapped[int | None] = mapped_column(
         ForeignKey("runs.id", ondelete="SET NULL"), nullable=True)
+    # a scan's running totals: {"class_pixels": [per class], "bad_inputs": [[path, problem]]}
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     dataset: Mapped[Dataset | None] = relationship()
     parent: Mapped[Run | None] = relationship(remote_side=[id])
