@@ -5,6 +5,7 @@ Heavy imports (torch, fiftyone, cleanlab) happen inside the command bodies so th
 """
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from enum import Enum
@@ -19,7 +20,53 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: Rich markup would swallow "[default: ...]"
 )
+
+log = logging.getLogger("labelaudit.cli")
+
+
+def _user_error(e: BaseException) -> str | None:
+    """The message for an error the user can fix (bad input, DB, checkpoint, config), else None."""
+    from labelaudit.data.errors import BadInputError
+    from labelaudit.store import StoreError
+    from labelaudit.train.checkpoint import CheckpointError
+
+    user = (ValueError, LookupError, FileNotFoundError, FileExistsError, NotADirectoryError,
+            IsADirectoryError, PermissionError, BadInputError, CheckpointError, StoreError)
+    if isinstance(e, user):
+        return str(e)
+    try:
+        from sqlalchemy import exc as sa
+    except ImportError:
+        return None
+    if isinstance(e, (sa.ArgumentError, sa.NoSuchModuleError)):
+        return f"--db: {e}"
+    if isinstance(e, sa.DBAPIError):
+        return f"the findings store cannot be used: {e.orig}"
+    if isinstance(e, ModuleNotFoundError) and e.name and e.name.split(".")[0] in ("psycopg", "psycopg2", "pymysql"):
+        return f"the database driver {e.name!r} is not installed (pip install {e.name.split('.')[0]})"
+    return None
+
+
+def command(*args, **kwargs):
+    """`app.command`, with the one error handler: a user error is `error: ...` and exit code 2
+    (its traceback with --verbose); anything else is a bug and keeps its traceback."""
+    def register(fn):
+        @functools.wraps(fn)
+        def run(*a, **kw):
+            try:
+                return fn(*a, **kw)
+            except (typer.Exit, typer.Abort, KeyboardInterrupt):
+                raise
+            except Exception as e:  # noqa: BLE001  (mapped or re-raised below)
+                message = _user_error(e)
+                if message is None:
+                    raise
+                log.debug("user error", exc_info=True)
+                _fail(message)
+        return app.command(*args, **kwargs)(run)
+    return register
 
 
 class DatasetKind(str, Enum):
@@ -49,12 +96,22 @@ def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log pro
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
+def _comma_list(value: str, choices: tuple[str, ...], flag: str) -> tuple[str, ...]:
+    """A comma list checked against its choices (order kept, duplicates dropped)."""
+    items = tuple(dict.fromkeys(t.strip() for t in value.split(",") if t.strip()))
+    bad = [t for t in items if t not in choices]
+    if bad or not items:
+        raise typer.BadParameter(f"{', '.join(bad) or 'nothing given'}: choose from {','.join(choices)}",
+                                 param_hint=flag)
+    return items
+
+
 def _fail(message: str) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
 
 
-@app.command()
+@command()
 def synth(
     out: Annotated[Path, typer.Option(help="Directory to write the dataset into.")],
     format: Annotated[SynthFormat, typer.Option("--format", help="On-disk layout to write.")] = SynthFormat.lapa,
@@ -67,12 +124,11 @@ def synth(
     """Generate synthetic faces with known, injected label noise (clean labels kept beside)."""
     from labelaudit.data.synthetic import generate
 
-    types = tuple(t.strip() for t in noise_types.split(",") if t.strip())
-    try:
-        summary = generate(out, format=format.value, n=n, size=size, noise_rate=noise_rate,
-                           noise_types=types, seed=seed)
-    except ValueError as e:
-        _fail(str(e))
+    from labelaudit.data.synthetic import NOISE_TYPES
+
+    types = _comma_list(noise_types, tuple(NOISE_TYPES), "--noise-types")
+    summary = generate(out, format=format.value, n=n, size=size, noise_rate=noise_rate,
+                       noise_types=types, seed=seed)
     typer.echo(f"wrote {sum(summary.counts.values())} images in the {format.value} layout to {out} "
                f"({', '.join(f'{k} {v}' for k, v in summary.counts.items())})")
     typer.echo(f"noisy training images: {summary.n_noisy} ("
@@ -80,7 +136,7 @@ def synth(
                + f"), {summary.noisy_pixels} wrong pixels; clean labels in labels_clean/")
 
 
-@app.command()
+@command()
 def train(
     root: Annotated[Path, typer.Option(help="Dataset root directory.")],
     dataset: Annotated[DatasetKind, typer.Option(help="On-disk format of the dataset.")] = DatasetKind.synthetic,
@@ -89,10 +145,11 @@ def train(
     config: Annotated[Optional[Path], typer.Option(help="TOML file overriding the preset.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Total epochs; the CSR schedule is rescaled.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Images per batch per process.")] = None,
-    out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/latest"),
+    run: Annotated[Path, typer.Option("--run", help="Run directory to create (what the other commands take as --run).")] = Path("runs/latest"),
+    out: Annotated[Optional[Path], typer.Option("--out", hidden=True, help="Old spelling of --run.")] = None,
     folds: Annotated[int, typer.Option(help="Train K out-of-sample teachers (0 = off).")] = 0,
     pretrained: Annotated[Optional[Path], typer.Option(help="Local deep-stem ImageNet backbone weights.")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the interrupted run in --out.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue the interrupted run in --run.")] = False,
     seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Data-loading worker processes.")] = None,
     eval_test: Annotated[bool, typer.Option(help="Also score the final teacher on the test split.")] = False,
@@ -101,7 +158,6 @@ def train(
     from labelaudit.tracking import recorded_training
     from labelaudit.train import load_config
     from labelaudit.train import train as run_training
-    from labelaudit.train.checkpoint import CheckpointError
 
     overrides = {
         "data.dataset": dataset.value, "data.root": str(root),
@@ -110,12 +166,10 @@ def train(
         "model.pretrained": str(pretrained) if pretrained else None, "seed": seed,
         "data.workers": workers, "eval_test": eval_test or None,
     }
-    try:
-        cfg = load_config(preset.value, config, overrides)
-        with recorded_training(cfg, out):
-            result = run_training(cfg, out, resume=resume)
-    except (ValueError, FileExistsError, FileNotFoundError, CheckpointError) as e:
-        _fail(str(e))
+    run = out if out is not None else run
+    cfg = load_config(preset.value, config, overrides)
+    with recorded_training(cfg, run):
+        result = run_training(cfg, run, resume=resume)
     for r in result if isinstance(result, list) else [result]:
         typer.echo(f"run: {r.run_dir}  ({r.seconds:.0f} s, {r.images_per_s:.1f} images/s)")
         if r.dml_student_val:
@@ -147,7 +201,7 @@ class Teacher(str, Enum):
     folds = "folds"
 
 
-@app.command()
+@command()
 def scan(
     run: RunOpt = Path("runs/latest"),
     split: Annotated[str, typer.Option(help="Split to audit.")] = "train",
@@ -162,18 +216,13 @@ def scan(
     limit: Annotated[Optional[int], typer.Option(help="Scan only the first N images.")] = None,
 ) -> None:
     """Rank suspect pixels, regions and images of a split with the trained teacher."""
-    from labelaudit.data.errors import BadInputError
     from labelaudit.scan import ScanOptions, run_scan, summarize, write_csvs
-    from labelaudit.store import StoreError, open_db
-    from labelaudit.train.checkpoint import CheckpointError
+    from labelaudit.store import open_db
 
     opts = ScanOptions(run_dir=run, split=split, teacher=teacher.value, tta=tta,
                        db_url=_db_url(db, run), root=root, batch_size=batch_size, workers=workers,
                        limit=limit)
-    try:
-        res = run_scan(opts)
-    except (ValueError, FileNotFoundError, CheckpointError, BadInputError, StoreError) as e:
-        _fail(str(e))
+    res = run_scan(opts)
     typer.echo(f"scan run {res.run_id} ({res.teacher} teacher): {res.n_scored_now} images scored"
                + (f", {res.n_resumed} already done" if res.n_resumed else "")
                + f" in {res.seconds:.1f} s ({res.images_per_s:.1f} images/s; scoring adds "
@@ -209,7 +258,7 @@ def _print_summary(sm) -> None:
             typer.echo(f"  {path}: {problem}")
 
 
-@app.command()
+@command()
 def bench(
     run: RunOpt = Path("runs/latest"),
     teachers: Annotated[str, typer.Option(help="Comma list of teachers to compare: csr,dml,final,folds.")] = "csr,dml",
@@ -223,14 +272,10 @@ def bench(
 ) -> None:
     """Score scans against the known noise of a synthetic set, side by side with cleanlab."""
     from labelaudit.bench.run import markdown, run_bench
-    from labelaudit.train.checkpoint import CheckpointError
 
-    names = tuple(t.strip() for t in teachers.split(",") if t.strip())
-    try:
-        report = run_bench(run, names, db_url=_db_url(db, run), split=split, root=root,
-                           batch_size=batch_size, limit=limit, cleanlab_chunk=cleanlab_chunk)
-    except (ValueError, FileNotFoundError, CheckpointError) as e:
-        _fail(str(e))
+    names = _comma_list(teachers, tuple(t.value for t in Teacher if t is not Teacher.auto), "--teachers")
+    report = run_bench(run, names, db_url=_db_url(db, run), split=split, root=root,
+                       batch_size=batch_size, limit=limit, cleanlab_chunk=cleanlab_chunk)
     table = markdown(report)
     typer.echo(table)
     if out is not None:
@@ -240,7 +285,7 @@ def bench(
         typer.echo(f"wrote {out / 'bench.json'} and {out / 'bench.md'}")
 
 
-@app.command()
+@command()
 def review(
     run: RunOpt = Path("runs/latest"),
     db: DbOpt = None,
@@ -261,10 +306,7 @@ def review(
 
     store = open_db(_db_url(db, run))
     try:
-        try:
-            ds = build_review_dataset(store, scan_run, top=top, name=name)
-        except LookupError as e:
-            _fail(str(e))
+        ds = build_review_dataset(store, scan_run, top=top, name=name)
         typer.echo(f"review dataset {ds.name}: {len(ds)} images, saved views: "
                    + ", ".join(ds.list_saved_views()))
         url = f"http://{address}:{port}/datasets/{ds.name}"
@@ -285,7 +327,7 @@ def review(
         store.close()
 
 
-@app.command()
+@command()
 def decide(
     findings: Annotated[list[int], typer.Argument(help="Finding ids (findings.csv, the App).")],
     accept: Annotated[bool, typer.Option("--accept", help="The label is wrong as found: fix it on export.")] = False,
@@ -318,7 +360,7 @@ def decide(
         store.close()
 
 
-@app.command()
+@command()
 def export(
     out: Annotated[Path, typer.Option(help="Folder for the corrected label tree (must not be inside the dataset).")],
     run: RunOpt = Path("runs/latest"),
@@ -328,15 +370,12 @@ def export(
     overwrite: Annotated[bool, typer.Option(help="Replace an earlier export in --out.")] = False,
 ) -> None:
     """Write the corrected labels in the dataset's own layout (+ changes.csv, manifest.json)."""
-    from labelaudit.data.errors import BadInputError
     from labelaudit.export import export_labels
     from labelaudit.store import open_db
 
     store = open_db(_db_url(db, run))
     try:
         res = export_labels(store, out, run_id=scan_run, policy=policy, overwrite=overwrite)
-    except (ValueError, LookupError, FileExistsError, BadInputError) as e:
-        _fail(str(e))
     finally:
         store.close()
     typer.echo(f"exported {res.n_images} label files to {res.out}: {res.n_findings_applied} findings "
@@ -345,7 +384,7 @@ def export(
     typer.echo(f"retrain: labelaudit train --root <dataset root> --labels {res.out}")
 
 
-@app.command()
+@command()
 def report(
     run: RunOpt = Path("runs/latest"),
     db: DbOpt = None,
@@ -361,8 +400,6 @@ def report(
     store = open_db(_db_url(db, run))
     try:
         rep = make_report(store, out, run_id=scan_run, before=run, after=after, top=top)
-    except LookupError as e:
-        _fail(str(e))
     finally:
         store.close()
     if rep.before:
@@ -374,7 +411,7 @@ def report(
         typer.echo(f"wrote {f}")
 
 
-@app.command()
+@command()
 def demo(
     out: Annotated[Path, typer.Option(help="Working folder (replaced if it holds an earlier demo).")] = Path("demo-out"),
     n: Annotated[int, typer.Option(help="Generated images (80/10/10 split).")] = 200,
@@ -384,10 +421,7 @@ def demo(
     """The whole loop on generated faces with known noise, on a CPU (about 10 minutes)."""
     from labelaudit.demo import run_demo
 
-    try:
-        run_demo(out, n=n, epochs=epochs, accept_above=accept_above, echo=typer.echo)
-    except (ValueError, FileExistsError) as e:
-        _fail(str(e))
+    run_demo(out, n=n, epochs=epochs, accept_above=accept_above, echo=typer.echo)
 
 
 def main() -> None:

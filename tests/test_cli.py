@@ -45,3 +45,29 @@ def test_scan_of_a_missing_run_names_the_file(tmp_path):
 def test_export_without_a_scan_says_so(tmp_path):
     res = runner.invoke(app, ["export", "--db", f"sqlite:///{tmp_path}/empty.db", "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "no finished scan" in res.output
+
+
+def test_every_option_default_is_shown_in_help():
+    for cmd in ("scan", "export", "report", "train"):
+        res = runner.invoke(app, [cmd, "--help"])
+        assert res.exit_code == 0
+        assert "[default: $LABELAUDIT_DB" in res.output or cmd == "train"  # not swallowed as markup
+        assert "[default: " in res.output
+    assert "--out" not in runner.invoke(app, ["train", "--help"]).output  # the old spelling is hidden
+
+
+def test_bad_stores_are_one_error_line_with_exit_2(tmp_path):
+    (tmp_path / "folder.db").mkdir()
+    (tmp_path / "junk.db").write_bytes(b"this is not a database" * 100)
+    for db in ("postgresql+nodriver://x/y", "notadialect://x", "sqlite:////no/such/dir/a.db",
+               str(tmp_path / "folder.db"), str(tmp_path / "junk.db")):
+        res = runner.invoke(app, ["export", "--db", db, "--out", str(tmp_path / "o")])
+        assert res.exit_code == 2, (db, res.output)
+        assert res.output.startswith("error: ") and "Traceback" not in res.output, (db, res.output)
+
+
+def test_comma_lists_are_checked(tmp_path):
+    res = runner.invoke(app, ["bench", "--run", str(tmp_path), "--teachers", "csr,teachr"])
+    assert res.exit_code == 2 and "teachr" in res.output
+    res = runner.invoke(app, ["synth", "--out", str(tmp_path / "s"), "--noise-types", "flip,smudge"])
+    assert res.exit_code == 2 and "smudge" in res.output and not (tmp_path / "s").exists()

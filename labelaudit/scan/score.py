@@ -117,64 +117,25 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
     c = probs.shape[0]
     # label pairs as 1 + given * C + suggested so that find_objects gives each pair's bounding box
     pair = np.where(disagree, 1 + label.astype(np.int64) * c + pred, 0)
-    k = cv2.getStructuringElement(cv2.MORPH_RECT, (min_thickness, min_thickness))
-    grow_iter = max(1, min_thickness // 2)
-    margin = min_thickness + grow_iter  # the opening and the re-growth see no crop edge
-    h, w = label.shape
+    cut = _PairCutter(min_thickness, min_confident_frac, q <= thin_sure, confident, label.shape)
     given_of = [0]  # given class of each region id (index = id)
     thin_of = [False]  # whether the region is thin only: nothing of it survives the opening
     pending = []  # thin-only components, numbered after the thick regions took back their rims
-    sure = q <= thin_sure
     for key, box in enumerate(ndimage.find_objects(pair), start=1):
         if box is None:
             continue
-        sl = tuple(slice(max(0, b.start - margin), min(dim, b.stop + margin))
-                   for b, dim in zip(box, (h, w)))
-        mask = pair[sl] == key
-        core, rescued = mask, None
-        if min_thickness > 1:
-            core = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, k).astype(bool)
-            rescued = mask & sure[sl] & ~core  # thin, but the teacher is all but sure
-            if not rescued.any():
-                if not core.any():
-                    continue
-                rescued = None
-            seed = core if rescued is None else core | rescued
-            grown = cv2.dilate(seed.astype(np.uint8), np.ones((3, 3), np.uint8),
-                               iterations=grow_iter)
-            mask &= grown.astype(bool)
-        n, comp = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
-        if n <= 1:
+        got = cut(pair, key, box)
+        if got is None:
             continue
-        size = np.bincount(comp.ravel(), minlength=n)
-        conf = np.bincount(comp.ravel(), weights=(confident[sl] & mask).ravel(), minlength=n)
-        keep = conf >= min_confident_frac * size
-        keep[0] = False
-        if rescued is not None:  # components without a pixel of the opening are thin only
-            thick = np.bincount(comp.ravel(), weights=(core & mask).ravel(), minlength=n) > 0
-            for j in np.flatnonzero(keep & ~thick):
-                pending.append((sl, comp == j, (key - 1) // c))
-            keep &= thick
-        ids = np.zeros(n, np.int32)
+        sl, mask, comp, keep, thin = got
+        pending += [(sl, comp == j, (key - 1) // c) for j in thin]
+        ids = np.zeros(len(keep), np.int32)
         ids[keep] = np.arange(len(given_of), len(given_of) + int(keep.sum()), dtype=np.int32)
         given_of += [(key - 1) // c] * int(keep.sum())
         thin_of += [False] * int(keep.sum())
         regions[sl][mask] = ids[comp[mask]]  # pairs are disjoint: nothing is overwritten
     if len(given_of) > 1 and min_thickness > 1:
-        # a kept region takes back the thin rim it lost to the split and the opening: touching
-        # disagreement with the same given class, up to `min_thickness` px (the soft corners of a
-        # relabelled part), never a wide unsure area behind it
-        given = np.asarray(given_of)
-        free = disagree & (regions == 0)
-        for _ in range(min_thickness):
-            # grey dilation (max over 3x3); float32 holds region ids exactly below 2**24
-            grown = cv2.dilate(regions.astype(np.float32),
-                               np.ones((3, 3), np.uint8)).astype(np.int32)
-            add = free & (grown > 0) & (label == given[grown])
-            if not add.any():
-                break
-            regions[add] = grown[add]
-            free &= ~add
+        _regrow_rims(regions, disagree, label, np.asarray(given_of), min_thickness)
     for sl, mask, given_cls in pending:  # what the rims left of them
         mask &= regions[sl] == 0
         if mask.any():
@@ -182,6 +143,68 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
             given_of.append(given_cls)
             thin_of.append(True)
     return regions, pred, np.asarray(thin_of, bool)
+
+
+class _PairCutter:
+    """Cuts one (given, suggested) pair's disagreement into connected components.
+
+    Returns (crop, mask, components, keep, thin): `keep` marks the thick components with
+    enough confident pixels, `thin` lists the confident components made of sure thin pixels
+    only (placed later). None when nothing of the pair is left.
+    """
+
+    def __init__(self, min_thickness: int, min_confident_frac: float, sure: np.ndarray,
+                 confident: np.ndarray, shape: tuple[int, int]) -> None:
+        self.min_thickness, self.min_confident_frac = min_thickness, min_confident_frac
+        self.sure, self.confident, self.shape = sure, confident, shape
+        self.kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (min_thickness, min_thickness))
+        self.grow_iter = max(1, min_thickness // 2)
+        self.margin = min_thickness + self.grow_iter  # the opening and the re-growth see no crop edge
+
+    def __call__(self, pair: np.ndarray, key: int, box: tuple[slice, slice]):
+        sl = tuple(slice(max(0, b.start - self.margin), min(dim, b.stop + self.margin))
+                   for b, dim in zip(box, self.shape))
+        mask = pair[sl] == key
+        core, rescued = mask, None
+        if self.min_thickness > 1:
+            core = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, self.kernel).astype(bool)
+            rescued = mask & self.sure[sl] & ~core  # thin, but the teacher is all but sure
+            if not rescued.any():
+                if not core.any():
+                    return None
+                rescued = None
+            seed = core if rescued is None else core | rescued
+            grown = cv2.dilate(seed.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=self.grow_iter)
+            mask &= grown.astype(bool)
+        n, comp = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+        if n <= 1:
+            return None
+        size = np.bincount(comp.ravel(), minlength=n)
+        conf = np.bincount(comp.ravel(), weights=(self.confident[sl] & mask).ravel(), minlength=n)
+        keep = conf >= self.min_confident_frac * size
+        keep[0] = False
+        thin: list[int] = []
+        if rescued is not None:  # components without a pixel of the opening are thin only
+            thick = np.bincount(comp.ravel(), weights=(core & mask).ravel(), minlength=n) > 0
+            thin = list(np.flatnonzero(keep & ~thick))
+            keep &= thick
+        return sl, mask, comp, keep, thin
+
+
+def _regrow_rims(regions: np.ndarray, disagree: np.ndarray, label: np.ndarray, given: np.ndarray,
+                 min_thickness: int) -> None:
+    """In place: a kept region takes back the thin rim it lost to the split and the opening:
+    touching disagreement with the same given class, up to `min_thickness` px (the soft corners
+    of a relabelled part), never a wide unsure area behind it."""
+    free = disagree & (regions == 0)
+    for _ in range(min_thickness):
+        # grey dilation (max over 3x3); float32 holds region ids exactly below 2**24
+        grown = cv2.dilate(regions.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int32)
+        add = free & (grown > 0) & (label == given[grown])
+        if not add.any():
+            break
+        regions[add] = grown[add]
+        free &= ~add
 
 
 def _component_coverage(mask: np.ndarray, box: tuple[slice, slice], class_map: np.ndarray,
