@@ -105,7 +105,7 @@ def main() -> None:
         sh(*env_cli, "synth", "--out", str(data), "--n", str(a.n), "--size", str(a.size), "--seed", "1")
     if not a.skip_train and not (run / "report.json").exists():
         resume = ["--resume"] if (run / "checkpoint.pt").exists() else []
-        sh(*env_cli, "train", "--root", str(data), "--preset", a.preset, "--out", str(run), *resume)
+        sh(*env_cli, "train", "--root", str(data), "--preset", a.preset, "--run", str(run), *resume)
     teachers = a.teachers + (",folds" if (run / "folds.json").exists() else "")
     db = f"sqlite:///{work / 'bench.db'}"
     sh(*env_cli, "bench", "--run", str(run), "--teachers", teachers, "--db", db, "--out", str(work))

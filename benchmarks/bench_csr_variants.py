@@ -39,7 +39,7 @@ def run_variant(work: Path, data: Path, preset: str, avg: str, loss: str) -> dic
     toml = work / f"{name}.toml"
     toml.write_text(f'[schedule]\nteacher_average = "{avg}"\ncsr_loss = "{loss}"\n')
     if not (run / "report.json").exists():
-        sh("train", "--root", str(data), "--preset", preset, "--config", str(toml), "--out", str(run),
+        sh("train", "--root", str(data), "--preset", preset, "--config", str(toml), "--run", str(run),
            *(["--resume"] if (run / "checkpoint.pt").exists() else []))
     bench = run / "bench"
     if not (bench / "bench.json").exists():

@@ -1,4 +1,4 @@
-"""Face-parsing metrics computed the way the DML-CSR paper reports them (DESIGN §8).
+"""Face-parsing metrics computed the way the DML-CSR paper reports them (docs/design.md §8).
 
 One confusion matrix is accumulated over a whole split at the original label size (pixels
 labelled 255 are dropped); F1 and IoU per class come from that single matrix, not from a mean

@@ -1,6 +1,6 @@
 """Activated batch normalisation (ABN): BatchNorm then LeakyReLU(0.01) as one module.
 
-Computed the way ``inplace_abn.InPlaceABN`` does it (DESIGN §2)::
+Computed the way ``inplace_abn.InPlaceABN`` does it (docs/design.md §2)::
 
     y = leaky_relu((x - mean) / sqrt(var + eps) * (|weight| + eps) + bias, 0.01)
 

@@ -1,4 +1,4 @@
-"""Deep-stem ResNet with output stride 8 (DESIGN §2), every BN an ABN, and its conv building blocks.
+"""Deep-stem ResNet with output stride 8 (docs/design.md §2), every BN an ABN, and its conv building blocks.
 
 Module names follow the common deep-stem ImageNet checkpoints (conv1, bn1, conv2, bn2, conv3,
 bn3, layer1..layer4, blocks with conv1..3, bn1..3, downsample.0/.1) so they load unchanged.

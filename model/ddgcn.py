@@ -1,4 +1,4 @@
-"""DDGCN context module (DESIGN §2): a spatial GCN and a feature GCN over the C5 features.
+"""DDGCN context module (docs/design.md §2): a spatial GCN and a feature GCN over the C5 features.
 
 (N, C5, h, w) -> (N, 512, h, w) at width 1.0; h, w = 60 for a 473 input. No pooling anywhere:
 the spatial graph's nodes come from three strided depthwise convolutions (60 -> 30 -> 15 -> 8).
@@ -94,7 +94,7 @@ class DDGCN(nn.Module):
 
     Args:
         in_channels: C5 channels (2048 for ResNet-50/101 at width 1).
-        width: channel multiplier for 512 / 256 / 128 (exact DESIGN sizes at 1.0).
+        width: channel multiplier for 512 / 256 / 128 (the paper's sizes at 1.0).
 
     Shapes: (N, in_channels, h, w) -> (N, out_channels, h, w).
     """

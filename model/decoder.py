@@ -1,4 +1,4 @@
-"""Parsing decoder (DESIGN §2): context features + low-level C2 features -> parsing logits at stride 4."""
+"""Parsing decoder (docs/design.md §2): context features + low-level C2 features -> parsing logits at stride 4."""
 
 from __future__ import annotations
 

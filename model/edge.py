@@ -1,4 +1,4 @@
-"""Edge branches (DESIGN §2, training only): binary and category edge logits from C2, C3, C4.
+"""Edge branches (docs/design.md §2, training only): binary and category edge logits from C2, C3, C4.
 
 The "decoupled" part of DML-CSR: they never see the context module, and the inference model
 does not have them at all.

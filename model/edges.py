@@ -1,4 +1,4 @@
-"""Edge labels derived on the fly from a (warped) parsing label map (DESIGN §2, "Losses").
+"""Edge labels derived on the fly from a (warped) parsing label map (docs/design.md §2, "Losses").
 
 A pixel is an edge pixel when one of its 4-neighbours carries a different valid label. Both
 outputs are computed with whole-tensor ops (shifts and max-pooling), so they run on CPU and CUDA

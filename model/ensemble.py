@@ -1,4 +1,4 @@
-"""CSR self-ensemble (DESIGN §2, eq. 6): the running mean of cycle snapshots is the teacher.
+"""CSR self-ensemble (docs/design.md §2, eq. 6): the running mean of cycle snapshots is the teacher.
 
 ``SelfEnsemble.update`` folds a snapshot into the average; ``reestimate_bn`` then recomputes the
 running statistics of every BN-like layer with one pass over the training data, because averaged

@@ -1,4 +1,4 @@
-"""DML-CSR training losses (DESIGN §2 "Losses"; Zheng et al., CVPR 2022, eq. 1-4 and 7).
+"""DML-CSR training losses (docs/design.md §2 "Losses"; Zheng et al., CVPR 2022, eq. 1-4 and 7).
 
 Shapes: N images, C parsing classes, (h, w) logit size (stride 4), (H, W) label size (input
 resolution). Logits are upsampled bilinearly (align_corners=True) to (H, W) inside the losses and

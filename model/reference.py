@@ -8,7 +8,7 @@ of our tensors with the same shape, and every one of our tensors is covered (num
 may be absent from old checkpoints).
 
 The reference feeds BGR images normalised with RGB-ordered ImageNet statistics; to reproduce its
-numbers with its weights, the data pipeline must do the same (DESIGN §2).
+numbers with its weights, the data pipeline must do the same (docs/design.md §2).
 """
 
 from __future__ import annotations

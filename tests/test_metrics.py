@@ -1,4 +1,4 @@
-"""Metrics against hand-computed confusion matrices (DESIGN §8)."""
+"""Metrics against hand-computed confusion matrices (docs/design.md §8)."""
 import numpy as np
 import pytest
 
@@ -48,6 +48,9 @@ def test_mean_f1_excludes_background_and_miou_includes_it():
     s = parsing_scores(cm, ("background", "skin"))
     assert s.mean_f1 == pytest.approx(80.0)  # skin only: 16/20
     assert s.miou == pytest.approx(100 * (8 / 12 + 8 / 12) / 2)
+    # background and skin F1 differ here, so including background would show
+    cm = np.array([[18, 2], [0, 4]])  # background 36/38, skin 8/10
+    assert parsing_scores(cm, ("background", "skin")).mean_f1 == pytest.approx(80.0)
 
 
 def test_helen_overall_merges_inner_face_classes():

@@ -215,3 +215,58 @@ def test_a_flip_touching_an_unsure_disagreement_stays_its_own_finding():
     regions = audit_image(probs, noisy, th).regions
     assert [(r.given, r.suggested, r.kind) for r in regions] == [(5, 4, "flip")]
     assert regions[0].area == int((clean == 4).sum())
+
+
+def varied_teacher(clean, seed=0):
+    """Probabilities whose confidence on the clean class varies by class (0.75-0.97) and by pixel
+    (+-0.02 noise), the rest spread evenly: per-class thresholds and pixel order matter."""
+    rng = np.random.default_rng(seed)
+    per_class = rng.uniform(0.75, 0.97, C)
+    conf = np.clip(per_class[clean] + rng.uniform(-0.02, 0.02, clean.shape), 0.5, 0.99)
+    p = np.repeat(((1 - conf) / (C - 1))[None], C, axis=0).astype(np.float32)
+    np.put_along_axis(p, clean[None].astype(np.int64), conf[None].astype(np.float32), axis=0)
+    return p
+
+
+def test_the_label_is_wrong_rule_uses_the_given_class_threshold():
+    """A pixel counts as confidently mislabelled when p[given] <= 1 - t[given] (and its top class
+    has a majority): with t[given] = 0.6 and p[given] = 0.1 it does; judged by the suggested
+    class's threshold (0.95) it would not, and no finding would be left."""
+    clean = face()
+    noisy = clean.copy()
+    noisy[clean == 4] = 5
+    probs = teacher(clean)
+    eye = clean == 4
+    probs[:, eye] = 0.0
+    probs[4, eye], probs[5, eye], probs[1, eye] = 0.55, 0.10, 0.35
+    th = np.full(C, 0.9)
+    th[5], th[4] = 0.6, 0.95  # given r_eye: easy to doubt; suggested l_eye: hard to trust
+    (r,) = audit_image(probs, noisy, th).regions
+    assert (r.given, r.suggested) == (5, 4)
+    th[5] = 0.95  # now p[given] 0.1 > 1 - 0.95: nothing about these pixels is sure
+    assert audit_image(probs, noisy, th).regions == []
+
+
+def test_label_quality_is_the_mean_of_exactly_the_worst_tail_pixels():
+    clean = face(size=128)
+    probs = varied_teacher(clean, seed=3)
+    q = self_confidence(probs, clean)
+    params = ScanParams()
+    k = int(params.tail_frac * clean.size)  # 16 of 128 x 128
+    assert k == 16
+    expected = np.sort(q.ravel())[:k].mean()
+    audit = audit_image(probs, clean, thresholds_for([(probs, clean)]), params)
+    assert audit.label_quality == pytest.approx(expected, rel=1e-6)
+    assert np.sort(q.ravel())[k] > np.sort(q.ravel())[k - 1]  # k +- 1 would give another mean
+
+
+def test_planted_flip_ranks_first_under_a_teacher_that_varies_by_class_and_pixel():
+    clean = face()
+    noisy = clean.copy()
+    noisy[clean == 6] = 1  # nose painted as skin
+    probs = varied_teacher(clean, seed=1)
+    th = thresholds_for([(varied_teacher(face(shift=2), seed=2), face(shift=2))])
+    assert th.std() > 0.02  # per-class thresholds genuinely differ
+    regions = audit_image(probs, noisy, th).regions
+    assert regions and (regions[0].given, regions[0].suggested) == (1, 6)
+    assert regions[0].area == int((clean == 6).sum())

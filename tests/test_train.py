@@ -48,6 +48,10 @@ def test_paper_schedule_shape():
     assert len(ends) == s.cycles and ends[0] == s.csr_start + s.cycle_epochs - 1
     csr = [learning_rate(s, e, 0, 10) for e in range(s.csr_start, s.epochs)]
     assert max(csr) <= s.cycle_lr_max + 1e-12 and min(csr) >= s.cycle_lr_min - 1e-12
+    for k in range(s.cycles):  # every cycle runs from its maximum down to its minimum
+        cycle = csr[k * s.cycle_epochs:(k + 1) * s.cycle_epochs]
+        assert cycle[0] == pytest.approx(s.cycle_lr_max) and cycle[-1] == pytest.approx(s.cycle_lr_min)
+        assert all(a > b for a, b in zip(cycle, cycle[1:]))
     assert not in_csr(s, s.csr_start - 1) and in_csr(s, s.csr_start)
 
 
@@ -209,7 +213,7 @@ def test_two_process_ddp_with_torchrun(tiny, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
            "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
            "-m", "labelaudit", "train", "--root", str(tiny), "--preset", "cpu-tiny",
-           "--epochs", "2", "--batch-size", "4", "--out", str(out)]
+           "--epochs", "2", "--batch-size", "4", "--run", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rep = json.loads((out / "report.json").read_text())

@@ -66,7 +66,7 @@ CELEBAMASK = ClassSet(
     flip_pairs=((4, 5), (6, 7), (8, 9)),
 )
 
-# Helen "overall" F1 merges these inner-face classes into one (DESIGN §8).
+# Helen "overall" F1 merges these inner-face classes into one (docs/design.md §8).
 HELEN_OVERALL_CLASSES: tuple[str, ...] = (
     "l_brow", "r_brow", "l_eye", "r_eye", "nose", "u_lip", "i_mouth", "l_lip",
 )

@@ -1,6 +1,6 @@
 """The letterbox similarity warp between a dataset frame and the network's square input.
 
-DESIGN §2: the whole image is fitted into an S x S square (S = 473 by default) by a similarity
+docs/design.md §2: the whole image is fitted into an S x S square (S = 473 by default) by a similarity
 transform, no face detector. In source pixel coordinates (x right, y down):
 
     c = ((w - 1) / 2, (h - 1) / 2)           centre of the image

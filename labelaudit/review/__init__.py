@@ -1,4 +1,4 @@
-"""Review in the FiftyOne App (DESIGN §6): a persistent dataset per scan, tags back to the store.
+"""Review in the FiftyOne App (docs/design.md §6): a persistent dataset per scan, tags back to the store.
 
     ds = build_review_dataset(store)          # or `labelaudit review`
     session = launch(ds)                      # reviewers tag findings accept / reject / relabel

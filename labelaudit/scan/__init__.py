@@ -1,4 +1,4 @@
-"""The audit (DESIGN §4): teacher probabilities -> suspect pixels -> findings -> the store.
+"""The audit (docs/design.md §4): teacher probabilities -> suspect pixels -> findings -> the store.
 
     from labelaudit.scan import ScanOptions, run_scan, summarize
     result = run_scan(ScanOptions(run_dir=Path("runs/latest")))

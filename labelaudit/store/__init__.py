@@ -1,4 +1,4 @@
-"""The findings store (DESIGN §5): datasets, runs, scores, findings, decisions, exports in SQL.
+"""The findings store (docs/design.md §5): datasets, runs, scores, findings, decisions, exports in SQL.
 
     store = open_db(default_db_url(run_dir))        # SQLite file or any SQLAlchemy URL
     with store.session() as s:

@@ -1,4 +1,4 @@
-"""Schema of the findings store (DESIGN §5): SQLAlchemy 2 typed declarative models.
+"""Schema of the findings store (docs/design.md §5): SQLAlchemy 2 typed declarative models.
 
 Tables: datasets, images, runs, image_scores, findings, decisions, exports, schema_version.
 Enumerations are short strings guarded by CHECK constraints. Region masks are RLE text cropped to

@@ -14,7 +14,7 @@ from typing import Any
 
 @dataclass
 class ModelConfig:
-    """Network size (DESIGN §2). depth 101 / width 1.0 / conva 3 is the released network."""
+    """Network size (docs/design.md §2). depth 101 / width 1.0 / conva 3 is the released network."""
 
     depth: int = 101
     width: float = 1.0

@@ -1,4 +1,4 @@
-"""Learning-rate schedule of DML-CSR: poly decay during DML, then K cosine cycles (DESIGN §2).
+"""Learning-rate schedule of DML-CSR: poly decay during DML, then K cosine cycles (docs/design.md §2).
 
 A pure function of (epoch, iteration), so a resumed run needs no scheduler state.
 """

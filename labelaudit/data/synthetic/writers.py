@@ -1,6 +1,6 @@
 """Write generated samples in the on-disk layouts of LaPa, CelebAMask-HQ and Helen.
 
-Each writer reproduces the real dataset's layout (DESIGN §3) so the real loaders read the output,
+Each writer reproduces the real dataset's layout (docs/design.md §3) so the real loaders read the output,
 plus the noise ground truth: clean labels (`labels_clean`) and, written by `generate`, the per-pixel
 noise-type maps and `noise.jsonl`.
 """
