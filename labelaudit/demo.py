@@ -58,17 +58,11 @@ def run_demo(out: str | Path = "demo-out", *, n: int = 200, size: int = 96, pres
     from labelaudit.data.synthetic import generate
     from labelaudit.export import export_labels
     from labelaudit.report import make_report
-    from labelaudit.store import open_db, repo
-    from labelaudit.tracking import recorded_training
-    from labelaudit.train import load_config, train
+    from labelaudit.store import open_db
+    from labelaudit.train import load_config
 
     t0 = time.perf_counter()
-    out = Path(out)
-    if out.exists():
-        if not (out / "data" / "synthetic.json").exists():
-            raise FileExistsError(f"{out} exists and is not a labelaudit demo folder")
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    out = _fresh_folder(Path(out))
     db = str(out / "labelaudit.db")
 
     echo(f"[1/7] generating {n} synthetic faces ({size}x{size}) with 15% noisy training labels")
@@ -78,10 +72,7 @@ def run_demo(out: str | Path = "demo-out", *, n: int = 200, size: int = 96, pres
 
     overrides = {"data.root": str(out / "data"), "seed": seed, "schedule.epochs": epochs}
     echo(f"[2/7] training DML-CSR ({preset} preset) on the noisy labels")
-    cfg = load_config(preset, None, overrides)
-    with recorded_training(cfg, out / "run", db):
-        before = train(cfg, out / "run")
-    f1_before = before.teacher_val.get("mean_f1", before.student_val.get("mean_f1", float("nan")))
+    before, f1_before = _train(load_config(preset, None, overrides), out / "run", db)
     echo(f"      val mean F1: student after DML {before.dml_student_val.get('mean_f1', float('nan')):.2f}, "
          f"CSR teacher {f1_before:.2f} ({before.seconds:.0f} s)")
 
@@ -93,13 +84,7 @@ def run_demo(out: str | Path = "demo-out", *, n: int = 200, size: int = 96, pres
     echo(f"[4/7] auto-accepting findings with score >= {accept_above} (stands in for a reviewer)")
     store = open_db(db)
     try:
-        with store.session() as s:
-            run = s.get(repo.Run, bench.teachers[0].scan_run_id)
-            ids = [f.id for f in repo.iter_findings(s, run, min_score=accept_above)]
-        for fid in ids:
-            with store.session() as s:
-                repo.record_decision(s, finding_id=fid, verdict="accept", source="cli",
-                                     note="demo auto-accept")
+        ids = _auto_accept(store, bench.teachers[0].scan_run_id, accept_above)
         echo(f"      {len(ids)} findings accepted")
 
         echo("[5/7] exporting the corrected label tree")
@@ -111,9 +96,7 @@ def run_demo(out: str | Path = "demo-out", *, n: int = 200, size: int = 96, pres
 
         echo("[6/7] retraining on the corrected labels")
         cfg2 = load_config(preset, None, {**overrides, "data.labels": str(out / "fixed")})
-        with recorded_training(cfg2, out / "run-fixed", db):
-            after = train(cfg2, out / "run-fixed")
-        f1_after = after.teacher_val.get("mean_f1", after.student_val.get("mean_f1", float("nan")))
+        _, f1_after = _train(cfg2, out / "run-fixed", db)
         echo(f"      val mean F1 of the CSR teacher: {f1_before:.2f} before -> {f1_after:.2f} after cleaning")
 
         echo("[7/7] writing the report")
@@ -132,3 +115,33 @@ def run_demo(out: str | Path = "demo-out", *, n: int = 200, size: int = 96, pres
          f"val mean F1 {f1_before:.2f} -> {f1_after:.2f}; {result.seconds / 60:.1f} min")
     return result
 
+
+def _fresh_folder(out: Path) -> Path:
+    if out.exists():
+        if not (out / "data" / "synthetic.json").exists():
+            raise FileExistsError(f"{out} exists and is not a labelaudit demo folder")
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    return out
+
+
+def _train(cfg, run_dir: Path, db: str):
+    """Train and record the run in the demo's store; (result, the teacher's val mean F1)."""
+    from labelaudit.tracking import recorded_training
+    from labelaudit.train import train
+
+    with recorded_training(cfg, run_dir, db):
+        result = train(cfg, run_dir)
+    return result, result.teacher_val.get("mean_f1", result.student_val.get("mean_f1", float("nan")))
+
+
+def _auto_accept(store, scan_run_id: int, above: float) -> list[int]:
+    """Accept every finding scoring at least `above` (the demo's stand-in reviewer)."""
+    from labelaudit.store import repo
+
+    with store.session() as s:
+        ids = [f.id for f in repo.iter_findings(s, s.get(repo.Run, scan_run_id), min_score=above)]
+    for fid in ids:
+        with store.session() as s:
+            repo.record_decision(s, finding_id=fid, verdict="accept", source="cli", note="demo auto-accept")
+    return ids

@@ -39,7 +39,6 @@ def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | 
     samples (matched by image id) and keeps the reviewers' tags.
     """
     import fiftyone as fo
-    from fiftyone import ViewField as F
 
     run_id = resolve_scan_run(store, run_id)
     name = name or dataset_name(run_id)
@@ -48,73 +47,81 @@ def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | 
     ds = fo.load_dataset(name) if fo.dataset_exists(name) else fo.Dataset(name, persistent=True)
     with store.session() as s:
         run = s.get(Run, run_id)
-        dataset = run.dataset
-        names = list(dataset.class_names)
+        names = list(run.dataset.class_names)
         maps = ScanMaps.of(run)
-        source = repo.open_dataset_source(dataset)
-        scores = repo.top_images(s, run, top if top else 10**9)
-        rows = []
-        for sc in scores:
-            im = sc.image
-            rows.append((im.id, im.image_relpath, sc.label_quality, (im.height, im.width),
-                         repo.findings_for_image(s, run, im.id)))
+        source = repo.open_dataset_source(run.dataset)
+        rows = [(sc.image.id, sc.image.image_relpath, sc.label_quality, (sc.image.height, sc.image.width),
+                 repo.findings_for_image(s, run, sc.image.id))
+                for sc in repo.top_images(s, run, top if top else 10**9)]
         pairs = repo.confusion_pairs(s, run)
     by_rel = {str(source.image_relpath(r)): r for sp in ("train", "val", "test")
               for r in source.records(sp)}
     maps.given(0).parent.mkdir(parents=True, exist_ok=True)
     existing = {sm["image_id"]: sm for sm in ds.select_fields("image_id")} if len(ds) else {}
     new = []
-    for image_id, rel, quality, (h, w), findings in rows:
+    for image_id, rel, quality, frame, findings in rows:
         rec = by_rel.get(rel)
         if rec is None:
             log.warning("%s: no longer in the dataset, not reviewed", rel)
             continue
-        teacher_png = maps.teacher(image_id)
-        if findings and h is None:  # the scan stores the label frame; older stores may not
-            h, w = source.load_label(rec).shape[:2]
-        dets = []
-        for f in findings:
-            x, y, bw, bh = f.bbox
-            dets.append(fo.Detection(
-                label=f"{names[f.given_class]}->{names[f.suggested_class]}",
-                bounding_box=[x / w, y / h, bw / w, bh / h], mask=f.mask(),
-                confidence=float(f.score), finding_id=int(f.id), kind=f.kind))
-        fields = {
-            "ground_truth": fo.Segmentation(mask_path=str(_given_label_png(
-                source, rec, maps.given(image_id)))),
-            "teacher": fo.Segmentation(mask_path=str(teacher_png)),
-            "suspicion": fo.Heatmap(map_path=str(maps.suspicion(image_id)),
-                                    range=[0, 255]),
-            "findings": fo.Detections(detections=dets),
-            "label_quality": float(quality), "image_id": int(image_id), "scan_run_id": run_id,
-        }
+        fields = _sample_fields(source, rec, image_id, frame, findings, names, maps)
+        fields.update({"label_quality": float(quality), "image_id": int(image_id), "scan_run_id": run_id})
         old = existing.get(image_id)
-        if old is not None:  # keep tags on samples and on findings still found
-            sample = ds[old.id]
-            tags = {d["finding_id"]: list(d.tags) for d in (sample["findings"].detections
-                                                            if sample["findings"] else [])}
-            for d in dets:
-                d.tags = tags.get(d["finding_id"], [])
-            for k, v in fields.items():
-                sample[k] = v
-            sample.save()
+        if old is not None:
+            _update_sample(ds[old.id], fields)
         else:
             new.append(fo.Sample(filepath=str(rec.image_path), **fields))
     if new:
         ds.add_samples(new)
-    mask_targets = {i: n for i, n in enumerate(names)}
-    ds.default_mask_targets = mask_targets
+    _configure(ds, names, pairs)
+    log.info("review dataset %s: %d samples", name, len(ds))
+    return ds
+
+
+def _sample_fields(source, rec, image_id: int, frame, findings, names, maps: ScanMaps) -> dict:
+    """The label fields of one image's sample (masks stay on disk)."""
+    import fiftyone as fo
+
+    h, w = frame
+    if findings and h is None:  # the scan stores the label frame; older stores may not
+        h, w = source.load_label(rec).shape[:2]
+    dets = [fo.Detection(label=f"{names[f.given_class]}->{names[f.suggested_class]}",
+                         bounding_box=[f.bbox[0] / w, f.bbox[1] / h, f.bbox[2] / w, f.bbox[3] / h],
+                         mask=f.mask(), confidence=float(f.score), finding_id=int(f.id), kind=f.kind)
+            for f in findings]
+    return {
+        "ground_truth": fo.Segmentation(mask_path=str(_given_label_png(source, rec, maps.given(image_id)))),
+        "teacher": fo.Segmentation(mask_path=str(maps.teacher(image_id))),
+        "suspicion": fo.Heatmap(map_path=str(maps.suspicion(image_id)), range=[0, 255]),
+        "findings": fo.Detections(detections=dets),
+    }
+
+
+def _update_sample(sample, fields: dict) -> None:
+    """New field values; the tags on the sample and on findings still found are kept."""
+    tags = {d["finding_id"]: list(d.tags) for d in (sample["findings"].detections
+                                                    if sample["findings"] else [])}
+    for d in fields["findings"].detections:
+        d.tags = tags.get(d["finding_id"], [])
+    for k, v in fields.items():
+        sample[k] = v
+    sample.save()
+
+
+def _configure(ds, names: list[str], pairs) -> None:
+    """Class names, the App's active fields and colours, the saved views."""
+    import fiftyone as fo
+    from fiftyone import ViewField as F
+
+    ds.default_mask_targets = {i: n for i, n in enumerate(names)}
     ds.app_config.active_fields = fo.ActiveFields(paths=LABEL_FIELDS[:3])
     ds.app_config.color_scheme = fo.ColorScheme(color_by="value")
     ds.save()
     views = {"worst-first": ds.sort_by("label_quality")}
     for p in pairs[:20]:
         lbl = f"{names[p.given]}->{names[p.suggested]}"
-        views[lbl.replace("->", "-to-")] = ds.filter_labels("findings", F("label") == lbl) \
-            .sort_by("label_quality")
+        views[lbl.replace("->", "-to-")] = ds.filter_labels("findings", F("label") == lbl).sort_by("label_quality")
     for vname, view in views.items():
         if ds.has_saved_view(vname):
             ds.delete_saved_view(vname)
         ds.save_view(vname, view)
-    log.info("review dataset %s: %d samples", name, len(ds))
-    return ds

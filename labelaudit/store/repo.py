@@ -440,6 +440,31 @@ def region_iou(a: Finding, b: Finding) -> float:
     return int(np.count_nonzero(fa & fb)) / union if union else 0.0
 
 
+def _carry_sources(session: Session, chunk: Sequence[Finding], new_run: Run, old_run_id: int | None
+                  ) -> tuple[dict[str, list[Decision]], dict[tuple[int, int, int], list[tuple[Decision, Finding]]]]:
+    """Decisions a chunk of new findings could inherit, by fingerprint and by
+    (image, given, suggested)."""
+    fps = {f.fingerprint for f in chunk if f.fingerprint is not None}
+    images = {f.image_id for f in chunk}
+    q = (select(Decision, Finding).outerjoin(Finding, Decision.finding_id == Finding.id)
+         .where(Decision.image_id.is_(None),
+                or_(Decision.fingerprint.in_(fps), Finding.image_id.in_(images))))
+    if old_run_id is not None:
+        q = q.where(Finding.run_id == old_run_id)
+    else:
+        q = q.where(or_(Finding.id.is_(None), Finding.run_id != new_run.id))
+    # populate_existing: rows may have changed under this session's identity map (a DB
+    # cascade set finding_id NULL, another process decided) since they were loaded
+    by_fp: dict[str, list[Decision]] = {}
+    by_pair: dict[tuple[int, int, int], list[tuple[Decision, Finding]]] = {}
+    for d, old in session.execute(q.execution_options(populate_existing=True)).all():
+        if d.fingerprint is not None:
+            by_fp.setdefault(d.fingerprint, []).append(d)
+        if old is not None:
+            by_pair.setdefault((old.image_id, old.given_class, old.suggested_class), []).append((d, old))
+    return by_fp, by_pair
+
+
 def _carry(session: Session, new_run: Run, new_findings: Sequence[Finding],
            old_run_id: int | None) -> int:
     """Give each new finding the latest decision on a matching decided finding (no commit).
@@ -450,28 +475,9 @@ def _carry(session: Session, new_run: Run, new_findings: Sequence[Finding],
     """
     carried = 0
     for chunk in _chunks(list(new_findings)):
-        fps = {f.fingerprint for f in chunk if f.fingerprint is not None}
-        images = {f.image_id for f in chunk}
-        q = (select(Decision, Finding).outerjoin(Finding, Decision.finding_id == Finding.id)
-             .where(Decision.image_id.is_(None),
-                    or_(Decision.fingerprint.in_(fps), Finding.image_id.in_(images))))
-        if old_run_id is not None:
-            q = q.where(Finding.run_id == old_run_id)
-        else:
-            q = q.where(or_(Finding.id.is_(None), Finding.run_id != new_run.id))
-        # populate_existing: rows may have changed under this session's identity map (a DB
-        # cascade set finding_id NULL, another process decided) since they were loaded
-        sources = session.execute(q.execution_options(populate_existing=True)).all()
-        if not sources:
+        by_fp, by_pair = _carry_sources(session, chunk, new_run, old_run_id)
+        if not by_fp and not by_pair:
             continue
-        by_fp: dict[str, list[Decision]] = {}
-        by_pair: dict[tuple[int, int, int], list[tuple[Decision, Finding]]] = {}
-        for d, old in sources:
-            if d.fingerprint is not None:
-                by_fp.setdefault(d.fingerprint, []).append(d)
-            if old is not None:
-                key = (old.image_id, old.given_class, old.suggested_class)
-                by_pair.setdefault(key, []).append((d, old))
         own: dict[int, list[Decision]] = {}
         for d in session.scalars(select(Decision).where(
                 Decision.finding_id.in_([f.id for f in chunk]))):
