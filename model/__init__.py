@@ -29,7 +29,7 @@ _EXPORTS = {
     "is_abn": "abn",
     "ResNetBackbone": "backbone",
     "ConvABN": "backbone",
-    "set_winograd": "backbone",
+    "set_winograd": "winograd",
     "load_pretrained_backbone": "backbone",
     "DDGCN": "ddgcn",
     "load_reference_checkpoint": "reference",

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .edges import edge_labels
+from .edge_labels import edge_labels
 
 __all__ = [
     "LossWeights",
@@ -68,7 +68,7 @@ class LossWeights:
         distill_parsing: alpha0, KL to the teacher's parsing target (+ Lovász on hard labels).
         distill_binary_edge: alpha1, KL to the teacher's binary edge target.
         distill_category_edge: alpha2, KL to the teacher's category edge target.
-        edge_width: width in pixels of the generated edge band (see ``model.edges.edge_labels``).
+        edge_width: width in pixels of the generated edge band (see ``model.edge_labels.edge_labels``).
     """
 
     parsing: float = 1.0

@@ -254,7 +254,7 @@ def test_model_package_is_light_and_independent():
 
 @pytest.mark.parametrize(("dilation", "size"), [(1, 13), (1, 60), (2, 12), (2, 9)])
 def test_winograd_conv_matches_conv2d(dilation, size, monkeypatch):
-    import model.backbone as backbone
+    import model.winograd as backbone
 
     calls = []
     real = backbone._nnpack_conv
@@ -282,7 +282,7 @@ def test_winograd_conv_matches_conv2d(dilation, size, monkeypatch):
 
 
 def test_winograd_is_used_only_where_it_pays():
-    import model.backbone as backbone
+    import model.winograd as backbone
 
     assert backbone._winograd_pays(64, 128, 237 * 237)  # paper stem at 473
     assert backbone._winograd_pays(2560, 512, 60 * 60)  # context bottleneck
@@ -291,7 +291,7 @@ def test_winograd_is_used_only_where_it_pays():
 
 
 def test_winograd_off_is_exactly_conv2d():
-    import model.backbone as backbone
+    import model.winograd as backbone
 
     torch.manual_seed(0)
     ours = backbone.Conv2d(4, 4, 3, padding=1)

@@ -14,7 +14,7 @@ from labelaudit.store import (
 )
 from labelaudit.store import db as store_db
 from labelaudit.store.migrations import MIGRATIONS, Migration, v1_statements
-from labelaudit.store.records import FindingRecord, ImageResult, finding_fingerprint
+from labelaudit.store.rows import FindingRecord, ImageResult, finding_fingerprint
 
 
 def test_sqlite_pragmas_are_on_for_every_connection(tmp_path):

@@ -13,7 +13,7 @@ from . import repo
 from .db import SchemaTooNewError, Store, StoreError, default_db_url, open_db
 from .migrations import CURRENT_VERSION
 from .models import Dataset, Decision, Export, Finding, Image, ImageScore, Run
-from .records import ConfusionPair, FindingRecord, ImageResult, ImageRow, finding_fingerprint
+from .rows import ConfusionPair, FindingRecord, ImageResult, ImageRow, finding_fingerprint
 from .repo import (
     RunDecisions, carry_decisions, confusion_pairs, decisions_for_run, exports_for_run,
     findings_for_image, finish_run, get_or_create_dataset, iter_findings, latest_run,

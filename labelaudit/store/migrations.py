@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
-from .records import finding_fingerprint
+from .rows import finding_fingerprint
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from .models import (
     DECISION_SOURCES, FINDING_KINDS, RUN_KINDS, RUN_STATUSES, VERDICTS, Dataset, Decision, Export,
     Finding, Image, ImageScore, Run, utcnow,
 )
-from .records import ConfusionPair, FindingRecord, ImageResult, ImageRow, finding_fingerprint
+from .rows import ConfusionPair, FindingRecord, ImageResult, ImageRow, finding_fingerprint
 from .rle import encode_mask
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 import torch
 
-from model.edges import edge_labels
+from model.edge_labels import edge_labels
 
 I = 255  # ignore
 
