@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from labelaudit.data.synthetic.noise import NOISE_CODES
 
-NOISE_TYPES = {1: "flip", 2: "drop", 3: "boundary", 4: "blob"}
+NOISE_TYPES = {code: name for name, code in NOISE_CODES.items()}  # code in noise_types/ -> name
 
 
 def average_precision(scores: np.ndarray, positive: np.ndarray) -> float:

@@ -10,7 +10,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-ACCEPT, REJECT, RELABEL = "accept", "reject", "relabel"
+from labelaudit.store.models import VERDICTS
+
+ACCEPT, REJECT, RELABEL = VERDICTS
 
 
 class _Finding(Protocol):

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 from sqlalchemy import select
 
-from labelaudit.data import write_label
+from labelaudit.data import SPLITS, write_label
 from labelaudit.export.apply import apply_findings
 from labelaudit.export.policy import parse_policy, select_findings
 from labelaudit.files import atomic_file, atomic_folder
@@ -113,7 +113,7 @@ def export_labels(store: Store, out: str | Path, *, run_id: int | None = None,
     applied = _findings_to_apply(store, run_id, chosen_policy)
     tally = _Tally()
     with atomic_folder(out) as tmp:
-        for split in ("train", "val", "test"):
+        for split in SPLITS:
             for rec in source.records(split):
                 image_id = images.get(str(source.image_relpath(rec)))
                 fixes = applied.get(image_id, []) if image_id is not None else []

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from labelaudit.data import SPLITS
 from labelaudit.scan.layout import ScanMaps
 from labelaudit.scan.summary import resolve_scan_run
 from labelaudit.store import Run, Store, repo
@@ -54,7 +55,7 @@ def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | 
                  repo.findings_for_image(s, run, sc.image.id))
                 for sc in repo.top_images(s, run, top if top else 10**9)]
         pairs = repo.confusion_pairs(s, run)
-    by_rel = {str(source.image_relpath(r)): r for sp in ("train", "val", "test")
+    by_rel = {str(source.image_relpath(r)): r for sp in SPLITS
               for r in source.records(sp)}
     maps.given(0).parent.mkdir(parents=True, exist_ok=True)
     existing = {sm["image_id"]: sm for sm in ds.select_fields("image_id")} if len(ds) else {}

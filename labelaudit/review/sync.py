@@ -4,10 +4,11 @@ from __future__ import annotations
 import logging
 
 from labelaudit.store import Run, Store, repo
+from labelaudit.store.models import VERDICTS
 
 log = logging.getLogger(__name__)
 
-VERDICT_TAGS = ("accept", "reject", "relabel")
+VERDICT_TAGS = VERDICTS  # a tag of the same name is the verdict
 
 
 def _verdict(tags) -> str | None:

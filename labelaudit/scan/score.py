@@ -14,11 +14,12 @@ from scipy import ndimage
 
 from labelaudit.confidence import ConfidenceStats, class_index, self_confidence
 from labelaudit.data.classes import IGNORE_INDEX
+from labelaudit.store.models import FINDING_KINDS
 
 __all__ = ["KINDS", "ScanParams", "Region", "ImageAudit", "ConfidenceStats", "self_confidence",
            "top_class", "suspect_regions", "find_regions", "audit_image"]
 
-KINDS = ("flip", "missing", "spurious", "boundary")
+KINDS = FINDING_KINDS  # flip, missing, spurious, boundary: the store checks the same list
 MAJORITY = 0.5  # a pixel whose label is confidently wrong still needs a clear alternative
 
 

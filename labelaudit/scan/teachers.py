@@ -20,11 +20,11 @@ import torch
 
 from labelaudit.train.checkpoint import CheckpointError, load_checkpoint
 from labelaudit.train.config import TrainConfig, config_from_dict
+from labelaudit.train.engine import CHECKPOINT, DML_STUDENT
 
 log = logging.getLogger(__name__)
 
 TEACHERS = ("auto", "csr", "dml", "final", "folds")
-CHECKPOINT = "checkpoint.pt"
 
 
 @dataclass
@@ -95,7 +95,7 @@ def load_teachers(run_dir: str | Path, which: str = "auto", device: torch.device
     if which == "auto":
         which = "folds" if folds_file.exists() else "csr"
     if which != "folds":
-        path = run_dir / ("dml_student.pt" if which == "dml" else CHECKPOINT)
+        path = run_dir / (DML_STUDENT if which == "dml" else CHECKPOINT)
         if not path.exists() and folds_file.exists():
             raise CheckpointError(f"{path}: not found; this run trained folds only "
                                   "(use --teacher folds)")

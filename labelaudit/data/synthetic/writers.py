@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 
 from labelaudit.data.classes import CELEBAMASK, CELEBAMASK_PARTS, HELEN, LAPA, ClassSet
+from labelaudit.data.source import SPLITS  # re-exported for the generator
 
-SPLITS: tuple[str, ...] = ("train", "val", "test")
 JPEG_QUALITY = 95
 
 
