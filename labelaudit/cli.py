@@ -83,6 +83,12 @@ class SynthFormat(str, Enum):
     helen = "helen"
 
 
+class Split(str, Enum):
+    train = "train"
+    val = "val"
+    test = "test"
+
+
 class Preset(str, Enum):
     cpu_tiny = "cpu-tiny"
     demo = "demo"
@@ -204,7 +210,7 @@ class Teacher(str, Enum):
 @command()
 def scan(
     run: RunOpt = Path("runs/latest"),
-    split: Annotated[str, typer.Option(help="Split to audit.")] = "train",
+    split: Annotated[Split, typer.Option(help="Split to audit.")] = Split.train,
     top: Annotated[int, typer.Option(help="Print the N worst images.")] = 20,
     db: DbOpt = None,
     out: Annotated[Optional[Path], typer.Option(help="Also write images.csv, findings.csv and region masks here.")] = None,
@@ -219,7 +225,7 @@ def scan(
     from labelaudit.scan import ScanOptions, run_scan, summarize, write_csvs
     from labelaudit.store import open_db
 
-    opts = ScanOptions(run_dir=run, split=split, teacher=teacher.value, tta=tta,
+    opts = ScanOptions(run_dir=run, split=split.value, teacher=teacher.value, tta=tta,
                        db_url=_db_url(db, run), root=root, batch_size=batch_size, workers=workers,
                        limit=limit)
     res = run_scan(opts)
@@ -265,7 +271,7 @@ def bench(
     root: Annotated[Optional[Path], typer.Option(help="Dataset root with labels_clean/ (default: the run's).")] = None,
     db: DbOpt = None,
     out: Annotated[Optional[Path], typer.Option(help="Write bench.json and bench.md here.")] = None,
-    split: Annotated[str, typer.Option(help="Split to score.")] = "train",
+    split: Annotated[Split, typer.Option(help="Split to score.")] = Split.train,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N images.")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
     cleanlab_chunk: Annotated[int, typer.Option(help="Images per cleanlab call (it needs them all in memory).")] = 64,
@@ -274,7 +280,7 @@ def bench(
     from labelaudit.bench.run import markdown, run_bench
 
     names = _comma_list(teachers, tuple(t.value for t in Teacher if t is not Teacher.auto), "--teachers")
-    report = run_bench(run, names, db_url=_db_url(db, run), split=split, root=root,
+    report = run_bench(run, names, db_url=_db_url(db, run), split=split.value, root=root,
                        batch_size=batch_size, limit=limit, cleanlab_chunk=cleanlab_chunk)
     table = markdown(report)
     typer.echo(table)
