@@ -26,6 +26,18 @@ _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
+CACHE_ENV_VAR = "LABELAUDIT_CACHE"
+
+
+def user_cache_dir() -> Path:
+    """Where labelaudit caches derived files: ``$LABELAUDIT_CACHE``, else
+    ``$XDG_CACHE_HOME/labelaudit``, else ``~/.cache/labelaudit``. Never inside a dataset."""
+    if os.environ.get(CACHE_ENV_VAR):
+        return Path(os.environ[CACHE_ENV_VAR]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "labelaudit"
+
+
 @contextmanager
 def atomic_file(path: str | Path, mode: str = "wb", newline: str | None = None) -> Iterator[IO]:
     """Open a temporary file that becomes `path` when the block ends without an error.

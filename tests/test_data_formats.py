@@ -249,10 +249,13 @@ def test_celebamask_aspect_mismatch_is_bad_input(tmp_path):
 
 def test_celebamask_cache_written_and_invalidated(tmp_path):
     make_celebamask(tmp_path, 1, parts_of=glasses_parts)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     src = open_source("celebamask", tmp_path)
     rec = src.records("train")[0]
     first = src.load_label(rec)
-    cached = tmp_path / ".labelaudit-cache" / "merged-official" / "0.png"
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # root untouched
+    cached = src.cache_dir / "0.png"
+    assert str(cached).startswith(os.environ["LABELAUDIT_CACHE"])
     np.testing.assert_array_equal(read_label(cached), first)
     # backdate everything, then make the cache itself stale by editing a part (newer mtime)
     old = 1_600_000_000
@@ -276,7 +279,7 @@ def test_celebamask_cache_written_and_invalidated(tmp_path):
     # a different order never reads this cache
     other = open_source("celebamask", tmp_path, merge_order="glasses_on_top")
     assert other.load_label(rec)[6, 5] == CELEBAMASK.index("eye_g")
-    assert (tmp_path / ".labelaudit-cache" / "merged-glasses_on_top" / "0.png").is_file()
+    assert (other.cache_dir / "0.png").is_file() and other.cache_dir.parent == src.cache_dir.parent
 
 
 def test_celebamask_cache_dir_override_and_off(tmp_path):
@@ -286,7 +289,7 @@ def test_celebamask_cache_dir_override_and_off(tmp_path):
     assert (tmp_path / "elsewhere" / "merged-official" / "0.png").is_file()
     nocache = open_source("celebamask", tmp_path, cache=False)
     nocache.load_label(nocache.records("train")[0])
-    assert not (tmp_path / ".labelaudit-cache").exists()
+    assert nocache.cache_dir is None
 
 
 def test_celebamask_split_from_partition_file(tmp_path):

@@ -22,6 +22,7 @@ images are test, the 10 % before them val, the rest train (logged).
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Literal
@@ -34,6 +35,7 @@ from labelaudit.data.errors import BadInputError
 from labelaudit.data.io import IMAGE_EXTENSIONS, read_image, read_label, read_part_mask, write_label
 from labelaudit.data.records import Record
 from labelaudit.data.source import OnBad, Source, list_files
+from labelaudit.files import user_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,11 @@ def merge_sequence(order: str) -> tuple[str, ...]:
     raise ValueError(f"merge_order must be 'official' or 'glasses_on_top', got {order!r}")
 
 
+def _default_cache(root: Path) -> Path:
+    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
+    return user_cache_dir() / "celebamask" / f"{root.resolve().name}-{key}"
+
+
 def _int_stem(name: str) -> int | None:
     stem = Path(name).stem
     return int(stem) if stem.isdigit() else None
@@ -69,7 +76,8 @@ class CelebAMaskSource(Source):
     Args:
         merge_order: "official" (eyes over eyeglasses) or "glasses_on_top".
         cache_dir: where merged maps are cached, as `<cache_dir>/merged-<order>/<i>.png`;
-            default `ROOT/.labelaudit-cache`. A cached map is rebuilt when any part file or the
+            default `labelaudit.files.user_cache_dir()/celebamask/<hash of ROOT>` (a dataset root
+            may be read-only or shared: it is never written). A cached map is rebuilt when any part file or the
             part folder is newer than it. If the folder cannot be written the cache is off.
         cache: False to merge on every load.
         partition_file: CelebA's list_eval_partition.txt; default ROOT/list_eval_partition.txt
@@ -90,7 +98,7 @@ class CelebAMaskSource(Source):
         super().__init__(root, CELEBAMASK, on_bad)
         self.merge_order = merge_order
         self._paint = [(CELEBAMASK_PARTS.index(p), p) for p in merge_sequence(merge_order)]
-        base = Path(cache_dir) if cache_dir is not None else self.root / ".labelaudit-cache"
+        base = Path(cache_dir) if cache_dir is not None else _default_cache(self.root)
         self.cache_dir: Path | None = base / f"merged-{merge_order}" if cache else None
         if partition_file is not None:
             self.partition_file: Path | None = Path(partition_file)
