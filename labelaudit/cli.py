@@ -310,7 +310,7 @@ def review(
         _fail("review needs FiftyOne: pip install 'labelaudit[review]'")
     from labelaudit.store import open_db
 
-    store = open_db(_db_url(db, run))
+    store = open_db(_db_url(db, run), must_exist=True)
     try:
         ds = build_review_dataset(store, scan_run, top=top, name=name)
         typer.echo(f"review dataset {ds.name}: {len(ds)} images, saved views: "
@@ -349,7 +349,7 @@ def decide(
     chosen = [v for v, on in (("accept", accept), ("reject", reject), ("relabel", relabel)) if on]
     if len(chosen) != 1:
         _fail("give exactly one of --accept, --reject, --relabel")
-    store = open_db(_db_url(db, run))
+    store = open_db(_db_url(db, run), must_exist=True)
     try:
         with store.session() as s:  # all ids checked before any is recorded
             found = {fid: s.get(Finding, fid) for fid in findings}
@@ -379,7 +379,7 @@ def export(
     from labelaudit.export import export_labels
     from labelaudit.store import open_db
 
-    store = open_db(_db_url(db, run))
+    store = open_db(_db_url(db, run), must_exist=True)
     try:
         res = export_labels(store, out, run_id=scan_run, policy=policy, overwrite=overwrite)
     finally:
@@ -403,7 +403,7 @@ def report(
     from labelaudit.report import make_report
     from labelaudit.store import open_db
 
-    store = open_db(_db_url(db, run))
+    store = open_db(_db_url(db, run), must_exist=True)
     try:
         rep = make_report(store, out, run_id=scan_run, before=run, after=after, top=top)
     finally:

@@ -43,8 +43,19 @@ def test_scan_of_a_missing_run_names_the_file(tmp_path):
 
 
 def test_export_without_a_scan_says_so(tmp_path):
+    from labelaudit.store import open_db
+
+    open_db(tmp_path / "empty.db").close()
     res = runner.invoke(app, ["export", "--db", f"sqlite:///{tmp_path}/empty.db", "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "no finished scan" in res.output
+
+
+def test_reading_commands_leave_no_empty_store_behind(tmp_path):
+    for cmd in (["decide", "3", "--accept"], ["export", "--out", str(tmp_path / "o")],
+                ["report", "--out", str(tmp_path / "r")]):
+        res = runner.invoke(app, [*cmd, "--run", str(tmp_path / "run")])
+        assert res.exit_code == 2 and "no findings store" in res.output, (cmd, res.output)
+    assert not list(tmp_path.rglob("*.db")) and not (tmp_path / "o").exists()
 
 
 def test_every_option_default_is_shown_in_help():

@@ -128,17 +128,24 @@ class Store:
         return f"Store({self.location!r})"
 
 
-def open_db(url: str | Path | URL, *, echo: bool = False) -> Store:
+def open_db(url: str | Path | URL, *, echo: bool = False, must_exist: bool = False) -> Store:
     """Open (creating or upgrading as needed) the findings database at ``url``.
 
     Args:
         url: a SQLAlchemy URL or a plain file path (SQLite; parent folders are created).
         echo: log every SQL statement (debugging).
+        must_exist: a SQLite file that does not exist is an error instead of a new, empty store
+            (commands that only read findings must not leave an empty database behind).
     Raises:
         SchemaTooNewError: the database was written by a newer labelaudit.
         StoreError: the database has tables but is not a labelaudit store.
     """
     sa_url = to_url(url)
+    if must_exist and sa_url.get_backend_name() == "sqlite" and not _is_sqlite_memory(sa_url) \
+            and not str(sa_url.database).startswith("file:") \
+            and not Path(str(sa_url.database)).expanduser().exists():
+        raise StoreError(f"{sa_url.database}: no findings store here; run `labelaudit scan` first "
+                         "or point --db at the store")
     kwargs: dict[str, Any] = {"echo": echo, "json_serializer": json_dumps}
     if sa_url.get_backend_name() == "sqlite":
         if _is_sqlite_memory(sa_url):  # one shared connection, else every checkout is a new DB
