@@ -151,7 +151,7 @@ def train(
     config: Annotated[Optional[Path], typer.Option(help="TOML file overriding the preset.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Total epochs; the CSR schedule is rescaled.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Images per batch per process.")] = None,
-    run: Annotated[Path, typer.Option("--run", help="Run directory to create (what the other commands take as --run).")] = Path("runs/latest"),
+    run: Annotated[Path, typer.Option("--run", "--run-dir", help="Run directory to create (what the other commands take as --run; under torchrun write --run-dir: torchrun's own parser takes --run for its --run-path).")] = Path("runs/latest"),
     out: Annotated[Optional[Path], typer.Option("--out", hidden=True, help="Old spelling of --run.")] = None,
     folds: Annotated[int, typer.Option(help="Train K out-of-sample teachers (0 = off).")] = 0,
     pretrained: Annotated[Optional[Path], typer.Option(help="Local deep-stem ImageNet backbone weights.")] = None,

@@ -213,7 +213,7 @@ def test_two_process_ddp_with_torchrun(tiny, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
            "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
            "-m", "labelaudit", "train", "--root", str(tiny), "--preset", "cpu-tiny",
-           "--epochs", "2", "--batch-size", "4", "--run", str(out)]
+           "--epochs", "2", "--batch-size", "4", "--run-dir", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rep = json.loads((out / "report.json").read_text())
