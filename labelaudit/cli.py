@@ -63,7 +63,7 @@ def command(*args, **kwargs):
                 message = _user_error(e)
                 if message is None:
                     raise
-                log.debug("user error", exc_info=True)
+                log.info("details:", exc_info=True)  # shown with -v
                 _fail(message)
         return app.command(*args, **kwargs)(run)
     return register
