@@ -187,7 +187,19 @@ def train(
             typer.echo(f"  test mean F1, CSR teacher:      {r.test.get('mean_f1', float('nan')):.2f}")
 
 
-RunOpt = Annotated[Path, typer.Option("--run", help="Training run directory (`train --out`).")]
+def _resolve_run(run: Optional[Path]) -> Path:
+    """--run as given; else this folder when it holds a training run; else runs/latest."""
+    if run is not None:
+        return run
+    here = Path(".")
+    if (here / "checkpoint.pt").exists() or (here / "folds.json").exists():
+        return here
+    return Path("runs/latest")
+
+
+RunOpt = Annotated[Optional[Path], typer.Option(
+    "--run", callback=_resolve_run, show_default=False,
+    help="Training run directory (`train --run`) [default: this folder when it holds a run, else runs/latest].")]
 DbOpt = Annotated[Optional[str], typer.Option(
     "--db", envvar="LABELAUDIT_DB", help="SQLAlchemy URL or SQLite path of the findings store "
                  "[default: $LABELAUDIT_DB, else labelaudit.db beside the run].")]
@@ -209,7 +221,7 @@ class Teacher(str, Enum):
 
 @command()
 def scan(
-    run: RunOpt = Path("runs/latest"),
+    run: RunOpt = None,
     split: Annotated[Split, typer.Option(help="Split to audit.")] = Split.train,
     top: Annotated[int, typer.Option(help="Print the N worst images.")] = 20,
     db: DbOpt = None,
@@ -266,7 +278,7 @@ def _print_summary(sm) -> None:
 
 @command()
 def bench(
-    run: RunOpt = Path("runs/latest"),
+    run: RunOpt = None,
     teachers: Annotated[str, typer.Option(help="Comma list of teachers to compare: csr,dml,final,folds.")] = "csr,dml",
     root: Annotated[Optional[Path], typer.Option(help="Dataset root with labels_clean/ (default: the run's).")] = None,
     db: DbOpt = None,
@@ -293,7 +305,7 @@ def bench(
 
 @command()
 def review(
-    run: RunOpt = Path("runs/latest"),
+    run: RunOpt = None,
     db: DbOpt = None,
     scan_run: Annotated[Optional[int], typer.Option(help="Scan run id [default: the latest finished].")] = None,
     top: Annotated[Optional[int], typer.Option(help="Only the N worst images.")] = None,
@@ -340,7 +352,7 @@ def decide(
     reject: Annotated[bool, typer.Option("--reject", help="The label is right: keep it.")] = False,
     relabel: Annotated[bool, typer.Option("--relabel", help="Wrong, but the suggestion is too: needs a human.")] = False,
     note: Annotated[Optional[str], typer.Option(help="Free text kept with the decision.")] = None,
-    run: RunOpt = Path("runs/latest"),
+    run: RunOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Record a verdict on findings from the shell (scriptable review)."""
@@ -369,7 +381,7 @@ def decide(
 @command()
 def export(
     out: Annotated[Path, typer.Option(help="Folder for the corrected label tree (must not be inside the dataset).")],
-    run: RunOpt = Path("runs/latest"),
+    run: RunOpt = None,
     db: DbOpt = None,
     policy: Annotated[str, typer.Option(help="accepted (reviewed findings) or threshold:S (every finding scoring >= S not rejected).")] = "accepted",
     scan_run: Annotated[Optional[int], typer.Option(help="Scan run id [default: the latest finished].")] = None,
@@ -392,7 +404,7 @@ def export(
 
 @command()
 def report(
-    run: RunOpt = Path("runs/latest"),
+    run: RunOpt = None,
     db: DbOpt = None,
     out: Annotated[Path, typer.Option(help="Folder for report.md and its pictures.")] = Path("report"),
     scan_run: Annotated[Optional[int], typer.Option(help="Scan run id [default: the latest finished].")] = None,

@@ -82,3 +82,15 @@ def test_comma_lists_are_checked(tmp_path):
     assert res.exit_code == 2 and "teachr" in res.output
     res = runner.invoke(app, ["synth", "--out", str(tmp_path / "s"), "--noise-types", "flip,smudge"])
     assert res.exit_code == 2 and "smudge" in res.output and not (tmp_path / "s").exists()
+
+
+def test_commands_run_inside_a_run_folder_find_it(tmp_path, monkeypatch):
+    root = make_dataset(tmp_path / "data", n=12, size=64)
+    run = make_run(tmp_path / "run", root)
+    monkeypatch.chdir(run)
+    res = runner.invoke(app, ["scan", "--limit", "3", "--top", "1"])
+    assert res.exit_code == 0, res.output
+    assert (run / "labelaudit.db").exists() and "3 images scored" in res.output
+    monkeypatch.chdir(tmp_path)  # elsewhere, without --run: runs/latest, which does not exist
+    res = runner.invoke(app, ["scan"])
+    assert res.exit_code == 2 and "runs/latest" in res.output
