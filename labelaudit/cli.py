@@ -28,18 +28,16 @@ log = logging.getLogger("labelaudit.cli")
 
 def _user_error(e: BaseException) -> str | None:
     """The message for an error the user can fix (bad input, DB, checkpoint, config), else None."""
-    from labelaudit.data.errors import BadInputError
+    from sqlalchemy import exc as sa
+
     from labelaudit.store import StoreError
     from labelaudit.train.checkpoint import CheckpointError
 
+    # ValueError covers BadInputError (a bad image or label file) and bad configs
     user = (ValueError, LookupError, FileNotFoundError, FileExistsError, NotADirectoryError,
-            IsADirectoryError, PermissionError, BadInputError, CheckpointError, StoreError)
+            IsADirectoryError, PermissionError, CheckpointError, StoreError)
     if isinstance(e, user):
         return str(e)
-    try:
-        from sqlalchemy import exc as sa
-    except ImportError:
-        return None
     if isinstance(e, (sa.ArgumentError, sa.NoSuchModuleError)):
         return f"--db: {e}"
     if isinstance(e, sa.DBAPIError):

@@ -34,20 +34,22 @@ class DemoResult:
     seconds: float
 
 
-def _label_noise(root: Path, labels_dir: Path | None) -> tuple[int, int, int]:
-    """(noisy pixels of the train labels vs clean, pixels fixed, pixels broken) for a label tree."""
+def _label_noise(root: Path, labels_dir: Path) -> tuple[int, int, int, int]:
+    """Wrong training pixels (vs the clean labels) in the given labels and in the tree
+    `labels_dir`, and the pixels that tree fixed and broke: one pass over the training split."""
     from labelaudit.data import open_source
 
     src = open_source("synthetic", root)
-    noisy = fixed = broken = 0
+    before = after = fixed = broken = 0
     for rec in src.records("train"):
         clean = src.load_clean_label(rec)
-        given = src.load_label(rec)
-        now = src.load_label(rec, labels_dir) if labels_dir else given
-        noisy += int((now != clean).sum())
-        fixed += int(((given != clean) & (now == clean)).sum())
-        broken += int(((given == clean) & (now != clean)).sum())
-    return noisy, fixed, broken
+        given_wrong = src.load_label(rec) != clean
+        now_wrong = src.load_label(rec, labels_dir) != clean
+        before += int(given_wrong.sum())
+        after += int(now_wrong.sum())
+        fixed += int((given_wrong & ~now_wrong).sum())
+        broken += int((~given_wrong & now_wrong).sum())
+    return before, after, fixed, broken
 
 
 def run_demo(out: str | Path = "demo-out", *, n: int = 200, size: int = 96, preset: str = "demo",
@@ -89,8 +91,7 @@ def run_demo(out: str | Path = "demo-out", *, n: int = 200, size: int = 96, pres
 
         echo("[5/7] exporting the corrected label tree")
         res = export_labels(store, out / "fixed", run_id=bench.teachers[0].scan_run_id)
-        injected, _, _ = _label_noise(out / "data", None)
-        after_noise, fixed, broken = _label_noise(out / "data", out / "fixed")
+        injected, after_noise, fixed, broken = _label_noise(out / "data", out / "fixed")
         echo(f"      {res.n_images_changed} images changed; wrong training pixels {injected} -> "
              f"{after_noise} ({fixed} fixed, {broken} newly wrong)")
 
@@ -108,12 +109,16 @@ def run_demo(out: str | Path = "demo-out", *, n: int = 200, size: int = 96, pres
     result = DemoResult(out, summary.n_noisy, injected, after_noise, fixed, broken, len(ids),
                         ours.image_ap, theirs.image_ap, ours.region_precision, ours.region_recall,
                         float(f1_before), float(f1_after), time.perf_counter() - t0)
-    found = 100 * fixed / injected if injected else float("nan")
-    echo(f"\ninjected noise found and fixed: {fixed}/{injected} pixels ({found:.0f}%), "
-         f"{broken} pixels made wrong; image AP {ours.image_ap:.3f} (cleanlab softmin "
-         f"{theirs.image_ap:.3f}); region P/R {ours.region_precision:.2f}/{ours.region_recall:.2f}; "
-         f"val mean F1 {f1_before:.2f} -> {f1_after:.2f}; {result.seconds / 60:.1f} min")
+    echo(_summary(result))
     return result
+
+
+def _summary(r: DemoResult) -> str:
+    found = 100 * r.pixels_fixed / r.injected_pixels if r.injected_pixels else float("nan")
+    return (f"\ninjected noise found and fixed: {r.pixels_fixed}/{r.injected_pixels} pixels ({found:.0f}%), "
+            f"{r.pixels_broken} pixels made wrong; image AP {r.image_ap:.3f} (cleanlab softmin "
+            f"{r.cleanlab_image_ap:.3f}); region P/R {r.region_precision:.2f}/{r.region_recall:.2f}; "
+            f"val mean F1 {r.f1_before:.2f} -> {r.f1_after:.2f}; {r.seconds / 60:.1f} min")
 
 
 def _fresh_folder(out: Path) -> Path:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import shutil
@@ -101,14 +102,22 @@ def _swap_in(new: Path, out: Path) -> None:
     shutil.rmtree(old)
 
 
+@functools.lru_cache(maxsize=1)
+def _renameat2():
+    """libc's renameat2, looked up once in the loaded process; None where it is missing."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError, TypeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return fn
+
+
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two paths in one system call (Linux renameat2); False where that is unavailable."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)  # the loaded process's libc, no lookup
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError, TypeError):
+    renameat2 = _renameat2()
+    if renameat2 is None:
         return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
     rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
     if rc != 0:
         log.debug("renameat2(RENAME_EXCHANGE) failed (errno %d); renaming in two steps", ctypes.get_errno())

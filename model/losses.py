@@ -54,6 +54,8 @@ __all__ = [
 ]
 
 COMPOSITIONS = ("add", "replace")  # how the CSR distillation joins the DML loss
+_DISTILL_TERMS = ("distill_parsing", "distill_binary_edge", "distill_category_edge")
+
 
 @dataclass
 class LossWeights:
@@ -329,69 +331,58 @@ class DMLCSRLoss(nn.Module):
             sub-totals) and "total".
         """
         w = self.weights
-        parsing, binary_logits, category_logits = _split_outputs(outputs, "outputs")
-        num_classes = parsing.shape[1]
         size = labels.shape[-2:]
-        ignore = self.ignore_index
-        valid = labels != ignore
-        binary_edge, category_edge = edge_labels(labels, w.edge_width, ignore_index=ignore)
-
-        parsing = upsample_logits(parsing, size)
-        binary_logits = upsample_logits(binary_logits, size)
-        category_logits = upsample_logits(category_logits, size)
-        pixel_ce = F.cross_entropy(parsing, labels, reduction="none", ignore_index=ignore)
-        terms: dict[str, torch.Tensor] = {
-            "parsing_ce": _valid_mean(pixel_ce, valid),
-            "parsing_lovasz": lovasz_softmax(F.softmax(parsing, dim=1), labels, ignore),
-            "binary_edge": balanced_cross_entropy(binary_logits, binary_edge, ignore),
-            "category_edge": balanced_cross_entropy(category_logits, category_edge, ignore),
-            "binary_attention": edge_attention_loss(pixel_ce, binary_edge),
-            "category_attention": category_edge_attention_loss(
-                pixel_ce, category_edge, num_classes, ignore
-            ),
-        }
-        attention = (w.binary_attention * terms["binary_attention"]
-                     + w.category_attention * terms["category_attention"])
-        dml = (
-            w.parsing * (terms["parsing_ce"] + terms["parsing_lovasz"])
-            + w.binary_edge * terms["binary_edge"]
-            + w.category_edge * terms["category_edge"]
-            + attention
-        )
-        distill = _zero_like(dml)
-        total = dml
+        logits = tuple(upsample_logits(t, size) for t in _split_outputs(outputs, "outputs"))
+        targets = (labels, *edge_labels(labels, w.edge_width, ignore_index=self.ignore_index))
+        terms = self._hard_terms(logits, targets)
         if teacher_outputs is not None:
             if cycle is None:
                 raise ValueError("cycle (number of averaged snapshots m) is needed with a teacher")
+            soft = (upsample_logits(t.detach(), size) for t in _split_outputs(teacher_outputs, "teacher_outputs"))
             alpha = csr_alpha(cycle)
-            t_parsing, t_binary, t_category = (
-                upsample_logits(t.detach(), size)
-                for t in _split_outputs(teacher_outputs, "teacher_outputs")
-            )
-            terms["distill_parsing"] = distillation_kl(parsing, t_parsing, labels, alpha, ignore)
-            terms["distill_binary_edge"] = distillation_kl(
-                binary_logits, t_binary, binary_edge, alpha, ignore
-            )
-            terms["distill_category_edge"] = distillation_kl(
-                category_logits, t_category, category_edge, alpha, ignore
-            )
-            if self.composition == "add":
-                distill = (
-                    w.distill_parsing * (terms["distill_parsing"] + terms["parsing_lovasz"])
-                    + w.distill_binary_edge * terms["distill_binary_edge"]
-                    + w.distill_category_edge * terms["distill_category_edge"]
-                )
-                total = dml + distill
-            else:  # replace: soft targets in the hard targets' places, same lambdas
-                distill = (
-                    w.parsing * terms["distill_parsing"]
-                    + w.binary_edge * terms["distill_binary_edge"]
-                    + w.category_edge * terms["distill_category_edge"]
-                )
-                dml = w.parsing * terms["parsing_lovasz"] + attention
-                total = dml + distill
+            for name, student, teacher, target in zip(_DISTILL_TERMS, logits, soft, targets):
+                terms[name] = distillation_kl(student, teacher, target, alpha, self.ignore_index)
+        dml, distill = self._compose(terms)
+        total = dml + distill
         terms.update(dml=dml, distill=distill, total=total)
         names = list(terms)
         # One host transfer for all logged values instead of one sync per component.
         values = torch.stack([terms[k].detach().float() for k in names]).tolist()
         return total, dict(zip(names, values))
+
+    def _hard_terms(self, logits: tuple[torch.Tensor, ...], targets: tuple[torch.Tensor, ...]
+                    ) -> dict[str, torch.Tensor]:
+        """The DML terms on the given labels (unweighted), logits and targets at label size."""
+        (parsing, binary_logits, category_logits), (labels, binary_edge, category_edge) = logits, targets
+        ignore = self.ignore_index
+        pixel_ce = F.cross_entropy(parsing, labels, reduction="none", ignore_index=ignore)
+        return {
+            "parsing_ce": _valid_mean(pixel_ce, labels != ignore),
+            "parsing_lovasz": lovasz_softmax(F.softmax(parsing, dim=1), labels, ignore),
+            "binary_edge": balanced_cross_entropy(binary_logits, binary_edge, ignore),
+            "category_edge": balanced_cross_entropy(category_logits, category_edge, ignore),
+            "binary_attention": edge_attention_loss(pixel_ce, binary_edge),
+            "category_attention": category_edge_attention_loss(
+                pixel_ce, category_edge, parsing.shape[1], ignore
+            ),
+        }
+
+    def _compose(self, terms: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(dml, distill) weighted sub-totals; see the module docstring for the two compositions."""
+        w = self.weights
+        attention = (w.binary_attention * terms["binary_attention"]
+                     + w.category_attention * terms["category_attention"])
+        if "distill_parsing" in terms and self.composition == "replace":
+            # soft targets in the hard targets' places, same lambdas
+            distill = (w.parsing * terms["distill_parsing"] + w.binary_edge * terms["distill_binary_edge"]
+                       + w.category_edge * terms["distill_category_edge"])
+            return w.parsing * terms["parsing_lovasz"] + attention, distill
+        dml = (w.parsing * (terms["parsing_ce"] + terms["parsing_lovasz"])
+               + w.binary_edge * terms["binary_edge"] + w.category_edge * terms["category_edge"]
+               + attention)
+        if "distill_parsing" not in terms:
+            return dml, _zero_like(dml)
+        distill = (w.distill_parsing * (terms["distill_parsing"] + terms["parsing_lovasz"])
+                   + w.distill_binary_edge * terms["distill_binary_edge"]
+                   + w.distill_category_edge * terms["distill_category_edge"])
+        return dml, distill

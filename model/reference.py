@@ -120,6 +120,45 @@ def _infer_depth(state: Mapping[str, Tensor]) -> int:
     return {2: 18, 6: 50 if bottleneck else 34, 23: 101}.get(n, 101)
 
 
+def _model_for(state: Mapping[str, Tensor], num_classes: int, edges: bool) -> nn.Module:
+    """Our network shaped like the checkpoint: depth from layer3, conva kernel from its shape."""
+    from . import build_model
+
+    conva = state.get("context.conva.0.weight")
+    return build_model(num_classes, depth=_infer_depth(state), edges=edges,
+                       conva_kernel=conva.shape[-1] if conva is not None else 3)
+
+
+def _mapped_state(state: Mapping[str, Tensor], own: Mapping[str, Tensor], label: str) -> dict[str, Tensor]:
+    """The checkpoint under our names; every mismatch is listed in one error naming the file."""
+    mapped: dict[str, Tensor] = {}
+    unmapped, duplicate, unknown, shape_bad = [], [], [], []
+    for ref_name, tensor in state.items():
+        ours = reference_to_ours(ref_name)
+        if ours is None:
+            unmapped.append(ref_name)
+        elif ours in mapped:
+            duplicate.append(ref_name)
+        elif ours not in own:
+            unknown.append(f"{ref_name} -> {ours}")
+        elif own[ours].shape != tensor.shape:
+            shape_bad.append(f"{ref_name} {tuple(tensor.shape)} -> {ours} {tuple(own[ours].shape)}")
+        else:
+            mapped[ours] = tensor
+    missing = [k for k in own if k not in mapped and not k.endswith(_OPTIONAL)]
+    problems = [
+        (unmapped, "reference tensors with no counterpart"),
+        (unknown, "reference tensors mapped to names the model lacks"),
+        (duplicate, "reference tensors mapped twice"),
+        (shape_bad, "shape mismatches"),
+        (missing, "model tensors the checkpoint does not provide"),
+    ]
+    message = "; ".join(f"{what} ({len(keys)}): {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}" for keys, what in problems if keys)
+    if message:
+        raise RuntimeError(f"cannot load reference checkpoint {label}: {message}")
+    return mapped
+
+
 def load_reference_checkpoint(
     path_or_state_dict: str | os.PathLike[str] | Mapping[str, Tensor],
     model: nn.Module | None = None,
@@ -152,13 +191,7 @@ def load_reference_checkpoint(
     has_edges = any(k.startswith(REFERENCE_EDGE_PREFIX) for k in state)
 
     if model is None:
-        from . import build_model
-
-        conva = state.get("context.conva.0.weight")
-        model = build_model(
-            ckpt_classes, depth=_infer_depth(state), edges=has_edges,
-            conva_kernel=conva.shape[-1] if conva is not None else 3,
-        )
+        model = _model_for(state, ckpt_classes, has_edges)
     model_has_edges = getattr(model, "edge", None) is not None
     if has_edges and not model_has_edges:
         dropped = [k for k in state if k.startswith(REFERENCE_EDGE_PREFIX)]
@@ -166,31 +199,7 @@ def load_reference_checkpoint(
         state = {k: v for k, v in state.items() if not k.startswith(REFERENCE_EDGE_PREFIX)}
 
     own = model.state_dict()
-    mapped: dict[str, Tensor] = {}
-    unmapped, duplicate, unknown, shape_bad = [], [], [], []
-    for ref_name, tensor in state.items():
-        ours = reference_to_ours(ref_name)
-        if ours is None:
-            unmapped.append(ref_name)
-        elif ours in mapped:
-            duplicate.append(ref_name)
-        elif ours not in own:
-            unknown.append(f"{ref_name} -> {ours}")
-        elif own[ours].shape != tensor.shape:
-            shape_bad.append(f"{ref_name} {tuple(tensor.shape)} -> {ours} {tuple(own[ours].shape)}")
-        else:
-            mapped[ours] = tensor
-    missing = [k for k in own if k not in mapped and not k.endswith(_OPTIONAL)]
-    problems = [
-        (unmapped, "reference tensors with no counterpart"),
-        (unknown, "reference tensors mapped to names the model lacks"),
-        (duplicate, "reference tensors mapped twice"),
-        (shape_bad, "shape mismatches"),
-        (missing, "model tensors the checkpoint does not provide"),
-    ]
-    message = "; ".join(f"{what} ({len(keys)}): {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}" for keys, what in problems if keys)
-    if message:
-        raise RuntimeError(f"cannot load reference checkpoint {label}: {message}")
+    mapped = _mapped_state(state, own, label)
     for key in own:
         if key.endswith(_OPTIONAL) and key not in mapped:
             mapped[key] = own[key]  # old inplace_abn checkpoints lack the counter

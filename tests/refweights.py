@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-KEYS_TSV = Path(__file__).parent / "data" / "reference-dmlcsr-keys.tsv"
+KEYS_TSV = Path(__file__).parent / "data" / "reference-dmlcsr-keys.tsv"  # copy of shared/reference-dmlcsr-keys.tsv
 GOLDEN = Path(__file__).parent / "data" / "reference_golden.npz"
 SEED = 20221201
 INPUT_SHAPE = (2, 3, 128, 160)  # small, not square, and a size where a ceil-mode max pool differs

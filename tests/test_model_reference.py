@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
+from refweights import reference_shapes as _reference_shapes
 
 from model import build_model, load_reference_checkpoint
 from model.reference import REFERENCE_TO_OURS, reference_to_ours
-
-KEYS_TSV = Path(__file__).parent / "data" / "reference-dmlcsr-keys.tsv"  # copy of shared/reference-dmlcsr-keys.tsv
-
-
-def _reference_shapes() -> dict[str, tuple[int, ...]]:
-    shapes = {}
-    for line in KEYS_TSV.read_text().splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        name, shape = line.split("\t")
-        shapes[name] = () if shape == "scalar" else tuple(int(d) for d in shape.split("x"))
-    return shapes
 
 
 def _reference_state(seed: int = 0) -> dict[str, torch.Tensor]:

@@ -121,16 +121,23 @@ def mixed_teacher(clean, noisy, q_given, conf=0.9):
     return p
 
 
-def test_a_part_the_teacher_splits_between_two_classes_is_still_a_finding():
-    """Left eye labelled as the right eye; the teacher gives it 0.6 left eye, 0.39 skin: below the
-    left eye's confident threshold (0.9), but the given label (p 0.01) is confidently wrong."""
+def _left_eye_labelled_right(p_left: float, p_right: float, p_skin: float):
+    """(clean, noisy, probs, eye mask): the left eye labelled as the right eye; the teacher
+    splits the eye's pixels between left eye, right eye and skin, and is sure elsewhere."""
     clean = face()
     noisy = clean.copy()
     noisy[clean == 4] = 5
     probs = teacher(clean)
     eye = clean == 4
     probs[:, eye] = 0.0
-    probs[4, eye], probs[1, eye], probs[5, eye] = 0.6, 0.39, 0.01
+    probs[4, eye], probs[5, eye], probs[1, eye] = p_left, p_right, p_skin
+    return clean, noisy, probs, eye
+
+
+def test_a_part_the_teacher_splits_between_two_classes_is_still_a_finding():
+    """Left eye labelled as the right eye; the teacher gives it 0.6 left eye, 0.39 skin: below the
+    left eye's confident threshold (0.9), but the given label (p 0.01) is confidently wrong."""
+    clean, noisy, probs, eye = _left_eye_labelled_right(p_left=0.6, p_right=0.01, p_skin=0.39)
     th = thresholds_for([(teacher(clean), clean)])
     assert th[4] > 0.6  # the suggested class alone would not be confident
     (r,) = audit_image(probs, noisy, th).regions
@@ -232,13 +239,7 @@ def test_the_label_is_wrong_rule_uses_the_given_class_threshold():
     """A pixel counts as confidently mislabelled when p[given] <= 1 - t[given] (and its top class
     has a majority): with t[given] = 0.6 and p[given] = 0.1 it does; judged by the suggested
     class's threshold (0.95) it would not, and no finding would be left."""
-    clean = face()
-    noisy = clean.copy()
-    noisy[clean == 4] = 5
-    probs = teacher(clean)
-    eye = clean == 4
-    probs[:, eye] = 0.0
-    probs[4, eye], probs[5, eye], probs[1, eye] = 0.55, 0.10, 0.35
+    _, noisy, probs, _ = _left_eye_labelled_right(p_left=0.55, p_right=0.10, p_skin=0.35)
     th = np.full(C, 0.9)
     th[5], th[4] = 0.6, 0.95  # given r_eye: easy to doubt; suggested l_eye: hard to trust
     (r,) = audit_image(probs, noisy, th).regions

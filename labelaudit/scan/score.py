@@ -113,8 +113,7 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
         return regions, pred, np.zeros(1, bool)
     if q is None:
         q = self_confidence(probs, label)
-    labelled = class_index(label)  # ignored pixels never disagree
-    confident = (top >= thresholds[pred]) | ((q <= 1.0 - thresholds[labelled]) & (top >= MAJORITY))
+    confident = _confident(top, pred, q, label, thresholds)
     c = probs.shape[0]
     # label pairs as 1 + given * C + suggested so that find_objects gives each pair's bounding box
     pair = np.where(disagree, 1 + label.astype(np.int64) * c + pred, 0)
@@ -129,7 +128,7 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
         if got is None:
             continue
         sl, mask, comp, keep, thin = got
-        pending += [(sl, comp == j, (key - 1) // c) for j in thin]
+        pending += [(sl, comp == j) for j in thin]  # placed after the rims
         ids = np.zeros(len(keep), np.int32)
         ids[keep] = np.arange(len(given_of), len(given_of) + int(keep.sum()), dtype=np.int32)
         given_of += [(key - 1) // c] * int(keep.sum())
@@ -137,13 +136,28 @@ def suspect_regions(probs: np.ndarray, label: np.ndarray, thresholds: np.ndarray
         regions[sl][mask] = ids[comp[mask]]  # pairs are disjoint: nothing is overwritten
     if len(given_of) > 1 and min_thickness > 1:
         _regrow_rims(regions, disagree, label, np.asarray(given_of), min_thickness)
-    for sl, mask, given_cls in pending:  # what the rims left of them
+    n_thin = _place_thin(regions, pending, len(given_of))
+    return regions, pred, np.asarray(thin_of + [True] * n_thin, bool)
+
+
+def _confident(top: np.ndarray, pred: np.ndarray, q: np.ndarray, label: np.ndarray,
+               thresholds: np.ndarray) -> np.ndarray:
+    """(H, W) the teacher is sure of its top class, or sure the given label is wrong while its
+    top class holds a majority (see `suspect_regions`)."""
+    labelled = class_index(label)  # ignored pixels never disagree
+    return (top >= thresholds[pred]) | ((q <= 1.0 - thresholds[labelled]) & (top >= MAJORITY))
+
+
+def _place_thin(regions: np.ndarray, pending: list, first_id: int) -> int:
+    """In place: thin-only components get ids from `first_id` on, where the rims left them
+    pixels; returns how many were placed."""
+    placed = 0
+    for sl, mask in pending:
         mask &= regions[sl] == 0
         if mask.any():
-            regions[sl][mask] = len(given_of)
-            given_of.append(given_cls)
-            thin_of.append(True)
-    return regions, pred, np.asarray(thin_of, bool)
+            regions[sl][mask] = first_id + placed
+            placed += 1
+    return placed
 
 
 class _PairCutter:

@@ -67,6 +67,13 @@ def describe(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
+def _sqlite_file(url: URL) -> Path | None:
+    """The database file of a plain SQLite URL; None for other databases, memory and file: URIs."""
+    if url.get_backend_name() != "sqlite" or _is_sqlite_memory(url) or str(url.database).startswith("file:"):
+        return None
+    return Path(str(url.database)).expanduser()
+
+
 def _is_sqlite_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
@@ -141,17 +148,15 @@ def open_db(url: str | Path | URL, *, echo: bool = False, must_exist: bool = Fal
         StoreError: the database has tables but is not a labelaudit store.
     """
     sa_url = to_url(url)
-    if must_exist and sa_url.get_backend_name() == "sqlite" and not _is_sqlite_memory(sa_url) \
-            and not str(sa_url.database).startswith("file:") \
-            and not Path(str(sa_url.database)).expanduser().exists():
-        raise StoreError(f"{sa_url.database}: no findings store here; run `labelaudit scan` first "
+    db_file = _sqlite_file(sa_url)
+    if must_exist and db_file is not None and not db_file.exists():
+        raise StoreError(f"{db_file}: no findings store here; run `labelaudit scan` first "
                          "or point --db at the store")
     kwargs: dict[str, Any] = {"echo": echo, "json_serializer": json_dumps}
-    if sa_url.get_backend_name() == "sqlite":
-        if _is_sqlite_memory(sa_url):  # one shared connection, else every checkout is a new DB
-            kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
-        elif not str(sa_url.database).startswith("file:"):
-            Path(str(sa_url.database)).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    if _is_sqlite_memory(sa_url):  # one shared connection, else every checkout is a new DB
+        kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+    elif db_file is not None:
+        db_file.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(sa_url, **kwargs)
     if sa_url.get_backend_name() == "sqlite":
         _install_sqlite_hooks(engine)

@@ -10,6 +10,7 @@ Steps use portable DDL (ALTER TABLE ... ADD COLUMN, CREATE INDEX) so they also r
 """
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -182,8 +183,6 @@ def _v2_fingerprints(conn: Connection) -> None:
 def _v3_scan_progress(conn: Connection) -> None:
     """v3: a scan's running totals (class pixel counts, skipped inputs) leave its config, which
     is the key a resumed scan is matched by, for a column of their own."""
-    import json
-
     conn.execute(text("ALTER TABLE runs ADD COLUMN progress JSON"))
     rows = conn.execute(text("SELECT id, config FROM runs WHERE kind = 'scan'")).all()
     for run_id, config in rows:

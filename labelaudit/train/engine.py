@@ -108,7 +108,7 @@ def _open_state(run_dir: Path, resume: bool) -> dict[str, Any] | None:
     ckpt = run_dir / CHECKPOINT
     if ckpt.exists() and not resume:
         raise FileExistsError(f"{run_dir} already holds a run ({CHECKPOINT}); pass --resume to "
-                              "continue it or choose another --out")
+                              "continue it or choose another --run")
     if resume and not ckpt.exists():
         raise CheckpointError(f"{ckpt}: nothing to resume")
     return load_checkpoint(ckpt, ("student", "epoch", "config")) if resume else None
