@@ -209,6 +209,11 @@ def _db_url(db: Optional[str], run: Path) -> str:
     return db or default_db_url(run)
 
 
+class Scorer(str, Enum):
+    calibrated = "calibrated"
+    rules = "rules"
+
+
 class Teacher(str, Enum):
     auto = "auto"
     csr = "csr"
@@ -230,6 +235,9 @@ def scan(
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
     workers: Annotated[int, typer.Option(help="Data-loading worker processes.")] = 0,
     limit: Annotated[Optional[int], typer.Option(help="Scan only the first N images.")] = None,
+    precision: Annotated[float, typer.Option(min=0.0, max=1.0, help="List the findings whose expected precision (mean p_error) is at least this.")] = 0.8,
+    scorer: Annotated[Scorer, typer.Option(help="calibrated: p_error from a model fitted on this dataset (labelaudit calibrate); rules: the hand-set rules.")] = Scorer.calibrated,
+    recalibrate: Annotated[bool, typer.Option(help="Fit the calibration again even if the run folder has one.")] = False,
 ) -> None:
     """Rank suspect pixels, regions and images of a split with the trained teacher."""
     from labelaudit.scan import ScanOptions, run_scan, summarize, write_csvs
@@ -237,8 +245,10 @@ def scan(
 
     opts = ScanOptions(run_dir=run, split=split.value, teacher=teacher.value, tta=tta,
                        db_url=_db_url(db, run), root=root, batch_size=batch_size, workers=workers,
-                       limit=limit)
+                       limit=limit, precision=precision, scorer=scorer.value, recalibrate=recalibrate)
     res = run_scan(opts)
+    if res.calibration_seconds > 1:
+        typer.echo(f"calibration: {res.calibration_seconds:.1f} s (once per dataset and teacher)")
     typer.echo(f"scan run {res.run_id} ({res.teacher} teacher): {res.n_scored_now} images scored"
                + (f", {res.n_resumed} already done" if res.n_resumed else "")
                + f" in {res.seconds:.1f} s ({res.images_per_s:.1f} images/s; scoring adds "
@@ -254,7 +264,34 @@ def scan(
     typer.echo(f"store: {res.db_url}")
 
 
+@command()
+def calibrate(
+    run: RunOpt = None,
+    teacher: Annotated[Teacher, typer.Option(help="Which network to calibrate (auto: folds if trained, else CSR teacher).")] = Teacher.auto,
+    split: Annotated[Split, typer.Option(help="Held-out split whose labels are corrupted in known ways.")] = Split.val,
+    copies: Annotated[int, typer.Option(min=1, help="Corrupted copies of each image's labels.")] = 24,
+    limit: Annotated[int, typer.Option(min=1, help="Use at most N images of the split.")] = 400,
+    seed: Annotated[int, typer.Option(help="Seed of the corruptions.")] = 0,
+    root: Annotated[Optional[Path], typer.Option(help="Dataset root, if it moved since training.")] = None,
+) -> None:
+    """Fit the scorer of a teacher on this dataset (scan does it on first use)."""
+    from labelaudit.scan.calibrate import CalibrationOptions, calibrate_run
+
+    opts = CalibrationOptions(split=split.value, copies=copies, limit=limit, seed=seed)
+    for path, cal in calibrate_run(run, teacher.value, opts, root):
+        i = cal.info
+        typer.echo(f"{path}: {i.n_images} {i.split} images x {i.copies} copies, {i.n_candidates} "
+                   f"candidates ({i.n_errors} injected errors); cross-validated ECE {i.cv_ece:.3f}, "
+                   f"AUC {i.cv_auc:.3f}; {i.seconds:.1f} s")
+
+
 def _print_summary(sm) -> None:
+    est = sm.estimate
+    if est:
+        typer.echo(f"\nestimated label errors in the split: {est['expected_errors']:.0f} "
+                   f"(among {est['n_candidates']} candidate regions); listed: {est['n_listed']} "
+                   f"findings at expected precision {est['expected_precision']:.2f} "
+                   f"(p_error >= {est['cutoff']:.3f}, target {est['precision_target']:.2f})")
     typer.echo(f"\n{sm.n_findings} findings in {sm.n_images} images. Worst labels first:")
     typer.echo(f"{'quality':>8}  {'findings':>8}  image")
     for w in sm.worst:
@@ -285,12 +322,14 @@ def bench(
     limit: Annotated[Optional[int], typer.Option(help="Only the first N images.")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
     cleanlab_chunk: Annotated[int, typer.Option(help="Images per cleanlab call (it needs them all in memory).")] = 64,
+    scorers: Annotated[str, typer.Option(help="Comma list of our scorers to compare: calibrated,rules.")] = "calibrated,rules",
 ) -> None:
     """Score scans against the known noise of a synthetic set, side by side with cleanlab."""
-    from labelaudit.bench.run import markdown, run_bench
+    from labelaudit.bench.run import SCORERS, markdown, run_bench
 
     names = _comma_list(teachers, tuple(t.value for t in Teacher if t is not Teacher.auto), "--teachers")
-    report = run_bench(run, names, db_url=_db_url(db, run), split=split.value, root=root,
+    report = run_bench(run, names, scorers=_comma_list(scorers, SCORERS, "--scorers"),
+                       db_url=_db_url(db, run), split=split.value, root=root,
                        batch_size=batch_size, limit=limit, cleanlab_chunk=cleanlab_chunk)
     table = markdown(report)
     typer.echo(table)

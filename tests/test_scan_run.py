@@ -34,6 +34,7 @@ def planted(clean_set, tmp_path):
 
 
 def _opts(run, **kw):
+    kw.setdefault("scorer", "rules")  # these tests pin the rules; tests/test_scan_calibrated.py the rest
     return ScanOptions(run_dir=run, progress=False, db_url=str(run / "audit.db"), **kw)
 
 

@@ -24,10 +24,12 @@ from labelaudit.bench.scoring import (
     true_regions,
 )
 from labelaudit.data.classes import IGNORE_INDEX
+from labelaudit.scan.calibrator import expected_calibration_error, expected_precision_cutoff, reliability
 
 log = logging.getLogger(__name__)
 
-METHODS = ("ours", "cleanlab")
+SCORERS = ("calibrated", "rules")  # ours, each in its own scan of the same teacher
+LIST_TARGET = 0.8  # the precision asked of the list (`scan --precision` default)
 TYPE_CODE = {v: k for k, v in NOISE_TYPES.items()}
 UNKNOWN = 9  # label != clean label where the generator kept no per-pixel noise type
 
@@ -51,6 +53,13 @@ class MethodScores:
     pixel_ap: float = float("nan")
     by_type: dict[str, dict[str, float]] = field(default_factory=dict)
     seconds: float = 0.0  # this method's own scoring time (forward excluded)
+    # the findings' scores read as probabilities of being an error (meant for `calibrated`)
+    ece: float = float("nan")
+    reliability: dict[str, list] = field(default_factory=dict)
+    # the findings counted in region P / R: all of them (rules), or the list a user gets at
+    # --precision LIST_TARGET (calibrated), with its expected precision (mean p_error)
+    n_listed: int = 0
+    listed_expected_precision: float = float("nan")
 
 
 @dataclass
@@ -62,7 +71,8 @@ class TeacherBench:
     methods: dict[str, MethodScores]
     scan_images_per_s: float
     forward_seconds: float
-    scan_overhead: float  # our scoring + store as a fraction of the forward time
+    scan_overhead: float  # our scoring + store as a fraction of the forward time (first scorer)
+    calibration_seconds: float = 0.0  # fitting the calibrated scorer (once per dataset and teacher)
 
 
 @dataclass
@@ -121,6 +131,7 @@ class _Accumulator:
         self.type_mask: dict[int, MaskCounts] = {}
         self.type_ap: dict[int, PixelAP] = {}
         self.seconds = 0.0
+        self.listed_cutoff = -np.inf  # region P / R of the findings scoring >= this
 
     def update(self, image_score: float, flagged: np.ndarray, pixel_score: np.ndarray,
                regions: list[np.ndarray], tmap: np.ndarray, valid: np.ndarray,
@@ -151,10 +162,17 @@ class _Accumulator:
             out.image_auroc = auroc(s, noisy)
             out.image_p_at_k = precision_at_k(s, noisy, k)
             out.image_r_at_k = out.image_p_at_k  # k = number of noisy images: P@k == R@k
-        out.region_precision = self.regions.precision()
-        out.region_recall = self.regions.recall()
+        out.region_precision, out.region_recall = self.regions.listed(self.listed_cutoff)
         out.region_f1 = _prf(out.region_precision, out.region_recall)
         out.part_recall_at_p80 = self.regions.recall_at_precision(("flip", "drop"), 0.8)
+        p, hit = self.regions.outcomes()
+        if len(p):
+            out.ece = expected_calibration_error(np.clip(p, 0, 1), hit)
+            out.reliability = reliability(np.clip(p, 0, 1), hit)
+            listed = p >= self.listed_cutoff
+            out.n_listed = int(listed.sum())
+            if listed.any() and np.isfinite(self.listed_cutoff):
+                out.listed_expected_precision = float(p[listed].mean())
         out.pixel_precision, out.pixel_recall, out.pixel_f1 = self.mask.prf()
         out.pixel_ap = self.pixel_ap.value()
         for c in sorted(set().union(*self.image_types) if self.image_types else []):
@@ -165,7 +183,9 @@ class _Accumulator:
             if has.sum() and (~noisy).sum():
                 row["image_ap"] = average_precision(s[keep], has[keep])
                 row["image_auroc"] = auroc(s[keep], has[keep])
-            row["region_recall"] = self.regions.recall(name)
+            row["region_recall"] = self.regions.listed(self.listed_cutoff, name)[1]
+            row["recall_small"] = self.regions.listed(self.listed_cutoff, name, True)[1]
+            row["recall_large"] = self.regions.listed(self.listed_cutoff, name, False)[1]
             mp, mr, mf = self.type_mask[c].prf()
             row["pixel_recall"] = mr
             row["pixel_ap"] = self.type_ap[c].value()
@@ -215,28 +235,59 @@ class _CleanlabChunks:
                             regions, tmap, valid, region_scores)
 
 
-def _our_pixel_score(audit, shape: tuple[int, int], q: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
+def _our_pixel_score(findings, shape: tuple[int, int], q: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
     """Our flagged mask, pixel ranking (finding pixels first, by region score; then 1 - q) and
-    full-frame region masks."""
+    full-frame region masks, from an image's stored findings."""
     flagged = np.zeros(shape, bool)
     region_rank = np.zeros(shape, np.float32)
     masks = []
-    for r in audit.regions:
-        x, y, w, h = r.bbox
-        full = np.zeros(shape, bool)
-        full[y:y + h, x:x + w] = r.mask
+    for f in findings:
+        full = f.mask(shape)
         masks.append(full)
         flagged |= full
-        region_rank = np.where(full, np.maximum(region_rank, r.score), region_rank)
+        region_rank = np.where(full, np.maximum(region_rank, f.score), region_rank)
     score = np.where(flagged, 0.5 + 0.5 * region_rank, 0.5 * (1.0 - q))
     return flagged, score, masks
 
 
+def _from_store(db_url: str, run_id: int, seen: dict[int, tuple], listed_only: bool) -> _Accumulator:
+    """Our scores as the store holds them at the end of the scan (final p_error, image
+    qualities), against each image's truth (`seen`: image id -> (type map, valid, q)).
+
+    Every stored finding enters the ranking (recall at precision, ECE); with `listed_only` the
+    flagged pixels and region precision / recall are those of the list a user gets at
+    --precision LIST_TARGET (the calibrated scorer stores its candidates down to a floor).
+    """
+    from labelaudit.store import ImageScore, Run, open_db, repo
+
+    acc = _Accumulator()
+    store = open_db(db_url)
+    try:
+        with store.session() as s:
+            run = s.get(Run, run_id)
+            quality = dict(s.query(ImageScore.image_id, ImageScore.label_quality)
+                           .filter(ImageScore.run_id == run_id).all())
+            found = {i: repo.findings_for_image(s, run, i) for i in seen}
+        scores = np.asarray([f.score for fs in found.values() for f in fs])
+        cutoff = expected_precision_cutoff(scores, LIST_TARGET) if listed_only else -np.inf
+        for image_id, (tmap, valid, q) in seen.items():
+            listed = [f for f in found[image_id] if f.score >= cutoff]
+            flagged, score, _ = _our_pixel_score(listed, tmap.shape, q)
+            acc.update(1.0 - quality[image_id], flagged, score,
+                       [f.mask(tmap.shape) for f in found[image_id]], tmap, valid,
+                       [f.score for f in found[image_id]])
+        acc.listed_cutoff = cutoff
+    finally:
+        store.close()
+    return acc
+
+
 def run_bench(run_dir: str | Path, teachers: tuple[str, ...] = ("csr", "dml"), *,
-              db_url: str | None = None, split: str = "train", root: str | Path | None = None,
-              batch_size: int = 8, limit: int | None = None, cleanlab_chunk: int = 64,
-              tta: bool = False, progress: bool = True) -> BenchReport:
-    """One fresh scan per teacher, scored with our method and cleanlab's on the same outputs."""
+              scorers: tuple[str, ...] = SCORERS, db_url: str | None = None, split: str = "train",
+              root: str | Path | None = None, batch_size: int = 8, limit: int | None = None,
+              cleanlab_chunk: int = 64, tta: bool = False, progress: bool = True) -> BenchReport:
+    """Per teacher, one fresh scan per scorer (listing every stored finding: precision 0), and
+    cleanlab on the first scan's probabilities; everything scored against the known noise."""
     from labelaudit.scan.run import ScanOptions, run_scan
     from labelaudit.confidence import self_confidence
 
@@ -248,30 +299,36 @@ def run_bench(run_dir: str | Path, teachers: tuple[str, ...] = ("csr", "dml"), *
     rows = []
     truth = _Truth()
     for name in teachers:
-        ours, theirs = _Accumulator(), _Accumulator()
+        theirs = _Accumulator()
         chunks = _CleanlabChunks(theirs, cleanlab_chunk)
+        methods: dict[str, MethodScores] = {}
+        first = None
+        for scorer in scorers:
+            seen: dict[int, tuple] = {}
 
-        def on_image(rec, probs, label, audit, ours=ours, chunks=chunks):
-            tmap = truth.type_map(rec, label)
-            t0 = time.perf_counter()
-            q = self_confidence(probs, label)
-            flagged, score, masks = _our_pixel_score(audit, label.shape, q)
-            ours.seconds += time.perf_counter() - t0
-            ours.update(1.0 - audit.label_quality, flagged, score, masks, tmap, label != IGNORE_INDEX,
-                        [r.score for r in audit.regions])
-            chunks.add(probs, label, tmap)
+            def on_image(im, seen=seen, feed=first is None):
+                tmap = truth.type_map(im.record, im.label)
+                seen[im.image_id] = (tmap, im.label != IGNORE_INDEX, self_confidence(im.probs, im.label))
+                if feed:
+                    chunks.add(im.probs, im.label, tmap)
 
-        opts = ScanOptions(run_dir=run_dir, split=split, teacher=name, tta=tta, db_url=db_url,
-                           root=Path(root) if root else None, batch_size=batch_size, limit=limit,
-                           resume=False, progress=progress)
-        res = run_scan(opts, on_image=on_image)
+            opts = ScanOptions(run_dir=run_dir, split=split, teacher=name, tta=tta, db_url=db_url,
+                               root=Path(root) if root else None, batch_size=batch_size,
+                               limit=limit, resume=False, progress=progress, scorer=scorer,
+                               precision=0.0)
+            res = run_scan(opts, on_image=on_image)
+            ours = _from_store(res.db_url, res.run_id, seen, listed_only=scorer == "calibrated")
+            ours.seconds = res.own_seconds
+            methods[scorer] = ours.scores()
+            first = first or (res, ours)
+            log.info("bench %s / %s: scan run %d", name, scorer, res.run_id)
         chunks.close()
-        ours.seconds += res.own_seconds  # + the scan's own scoring and store writes
+        methods["cleanlab"] = theirs.scores()
+        res, ours = first
         n_noisy = sum(bool(t) for t in ours.image_types)
-        rows.append(TeacherBench(name, res.run_id, res.n_scored_now, n_noisy,
-                                 {"ours": ours.scores(), "cleanlab": theirs.scores()},
-                                 res.images_per_s, res.forward_seconds, res.overhead))
-        log.info("bench %s: scan run %d", name, res.run_id)
+        rows.append(TeacherBench(name, res.run_id, res.n_scored_now, n_noisy, methods,
+                                 res.images_per_s, res.forward_seconds, res.overhead,
+                                 res.calibration_seconds))
     data_root = str(truth.types_dir.parent) if truth.types_dir else str(root or "")
     return BenchReport(data_root, str(run_dir), split, rows)
 
@@ -283,28 +340,39 @@ def _f(x: float) -> str:
 
 
 def markdown(report: BenchReport) -> str:
-    """The report as markdown tables: overall, then per noise type."""
-    lines = ["| teacher | method | image AP | AUROC | P@k | region P | region R | region F1 | "
+    """The report as markdown tables: overall, the calibrated list, per noise type and size."""
+    lines = ["| teacher | method | image AP | AUROC | region P | region R | "
              "flip+drop R @ P>=0.8 | pixel P | pixel R | pixel F1 | pixel AP |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for t in report.teachers:
         for m, s in t.methods.items():
             lines.append(f"| {t.teacher} | {m} | {_f(s.image_ap)} | {_f(s.image_auroc)} | "
-                         f"{_f(s.image_p_at_k)} | {_f(s.region_precision)} | {_f(s.region_recall)} | "
-                         f"{_f(s.region_f1)} | {_f(s.part_recall_at_p80)} | {_f(s.pixel_precision)} | {_f(s.pixel_recall)} | "
+                         f"{_f(s.region_precision)} | {_f(s.region_recall)} | "
+                         f"{_f(s.part_recall_at_p80)} | {_f(s.pixel_precision)} | {_f(s.pixel_recall)} | "
                          f"{_f(s.pixel_f1)} | {_f(s.pixel_ap)} |")
+    lines += ["", f"| teacher | method | ECE of the scores | findings in region P / R | "
+                  f"expected P (list at {LIST_TARGET}) | measured P |", "|---|---|---|---|---|---|"]
+    for t in report.teachers:
+        for m, s in t.methods.items():
+            if m != "cleanlab":
+                lines.append(f"| {t.teacher} | {m} | {_f(s.ece)} | {s.n_listed} | "
+                             f"{_f(s.listed_expected_precision)} | {_f(s.region_precision)} |")
     lines += ["", "| teacher | method | noise type | images | image AP | region recall | "
-                  "pixel recall | pixel AP |", "|---|---|---|---|---|---|---|---|"]
+                  f"recall < 50 px | recall >= 50 px | pixel recall | pixel AP |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for t in report.teachers:
         for m, s in t.methods.items():
             for kind, row in s.by_type.items():
                 lines.append(f"| {t.teacher} | {m} | {kind} | {row['images']} | "
                              f"{_f(row.get('image_ap', float('nan')))} | {_f(row['region_recall'])} | "
+                             f"{_f(row.get('recall_small', float('nan')))} | "
+                             f"{_f(row.get('recall_large', float('nan')))} | "
                              f"{_f(row['pixel_recall'])} | {_f(row['pixel_ap'])} |")
     lines += ["", "| teacher | images | noisy | scan images/s | forward s | scan overhead | "
-                  "ours scoring s | cleanlab scoring s |", "|---|---|---|---|---|---|---|---|"]
+                  "calibration s | scoring s per method |", "|---|---|---|---|---|---|---|---|"]
     for t in report.teachers:
+        secs = ", ".join(f"{m} {s.seconds:.1f}" for m, s in t.methods.items())
         lines.append(f"| {t.teacher} | {t.n_images} | {t.n_noisy} | {t.scan_images_per_s:.1f} | "
                      f"{t.forward_seconds:.1f} | {100 * t.scan_overhead:.0f}% | "
-                     f"{t.methods['ours'].seconds:.1f} | {t.methods['cleanlab'].seconds:.1f} |")
+                     f"{t.calibration_seconds:.1f} | {secs} |")
     return "\n".join(lines)

@@ -123,6 +123,9 @@ def true_regions(noise_type_map: np.ndarray) -> list[tuple[np.ndarray, str]]:
     return out
 
 
+SMALL_PX = 50  # true regions below this many pixels are reported apart (small blobs, thin shifts)
+
+
 @dataclass
 class RegionCounts:
     """Region-level matching: a finding is correct when IoU >= iou with a true corrupted region."""
@@ -134,6 +137,8 @@ class RegionCounts:
     true_matched: dict[str, int] = field(default_factory=dict)
     # every finding: (score, index of the true region it matches or -1, that region's type)
     ranked: list[tuple[float, int, str | None]] = field(default_factory=list)
+    # every true region (global index): its type and whether it is smaller than SMALL_PX
+    truths: list[tuple[str, bool]] = field(default_factory=list)
     _n_truth: int = 0
 
     def update(self, found: list[np.ndarray], truth: list[tuple[np.ndarray, str]],
@@ -161,6 +166,7 @@ class RegionCounts:
         for (t, kind), hit in zip(truth, matched):
             self.true_total[kind] = self.true_total.get(kind, 0) + 1
             self.true_matched[kind] = self.true_matched.get(kind, 0) + int(hit)
+            self.truths.append((kind, int(t.sum()) < SMALL_PX))
 
     def precision(self) -> float:
         return self.n_found_correct / self.n_found if self.n_found else float("nan")
@@ -169,6 +175,23 @@ class RegionCounts:
         kinds = [kind] if kind else list(self.true_total)
         total = sum(self.true_total.get(k, 0) for k in kinds)
         return sum(self.true_matched.get(k, 0) for k in kinds) / total if total else float("nan")
+
+    def outcomes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, matched) of every finding: what a calibrated score must predict."""
+        return (np.asarray([r[0] for r in self.ranked], np.float64),
+                np.asarray([r[1] >= 0 for r in self.ranked], bool))
+
+    def listed(self, min_score: float = -np.inf, kind: str | None = None,
+               small: bool | None = None) -> tuple[float, float]:
+        """(precision, recall) of the findings scoring >= min_score; the recall over the true
+        regions of `kind` (all when None) smaller than SMALL_PX or not (both when None)."""
+        rows = [r for r in self.ranked if r[0] >= min_score]
+        hit = {r[1] for r in rows if r[1] >= 0}
+        want = [j for j, (k, sm) in enumerate(self.truths)
+                if (kind is None or k == kind) and (small is None or sm == small)]
+        recall = sum(j in hit for j in want) / len(want) if want else float("nan")
+        precision = sum(r[1] >= 0 for r in rows) / len(rows) if rows else float("nan")
+        return precision, recall
 
     def recall_at_precision(self, kinds: tuple[str, ...], min_precision: float = 0.8) -> float:
         """Highest recall of the true regions of `kinds` over score thresholds at which the

@@ -19,9 +19,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from labelaudit.data import FaceParsingDataset, collate
 from labelaudit.data.classes import IGNORE_INDEX
-from labelaudit.data.errors import BadInputError
+from labelaudit.scan.forward import (  # noqa: F401  (ScanDataset, scan_collate: public here too)
+    Predict, ScanDataset, device_named, forward, network_predictor, scan_collate,
+)
+from labelaudit.scan.calibrate import CalibrationOptions, load_or_calibrate
+from labelaudit.scan.calibrated import CalibratedScorer, SplitEstimate, finalise_scores
 from labelaudit.scan.layout import ScanMaps
 from labelaudit.scan.score import ConfidenceStats, ImageAudit, ScanParams, audit_image
 from labelaudit.scan.teachers import TeacherSet, describe, load_teachers
@@ -31,11 +34,10 @@ from labelaudit.store import (
 
 log = logging.getLogger(__name__)
 
-ImageHook = Callable[[Any, np.ndarray, np.ndarray, ImageAudit], None]
-"""Called per scanned image with (record, probs (C,H,W), given label (H,W), audit)."""
+ImageHook = Callable[["ScoredImage"], None]
+"""Called per scanned image with its record, image id, probs (C,H,W), given label (H,W) and
+audit (before the end of a calibrated scan moves its scores to the split's prior)."""
 
-Predict = Callable[[int, dict[str, Any]], list[np.ndarray]]
-"""(teacher index, collated batch) -> per-image (C, H, W) probabilities in the original frame."""
 
 
 @dataclass
@@ -57,6 +59,10 @@ class ScanOptions:
     device: str = "auto"
     params: ScanParams = field(default_factory=ScanParams)
     progress: bool = True
+    scorer: str = "calibrated"  # or "rules" (the hand-set rules of scan.score)
+    precision: float = 0.8  # calibrated: list the findings whose expected precision meets this
+    calibration: CalibrationOptions = field(default_factory=CalibrationOptions)
+    recalibrate: bool = False  # fit the calibration again even when the run folder has one
 
 
 @dataclass
@@ -76,6 +82,8 @@ class ScanResult:
     forward_seconds: float = 0.0
     own_seconds: float = 0.0  # scoring + regions + maps + DB writes
     hook_seconds: float = 0.0  # time spent in the caller's on_image (not the scan's)
+    calibration_seconds: float = 0.0  # fitting the scorer (once per dataset and teacher)
+    estimate: SplitEstimate | None = None  # calibrated scans: the split's errors and the list
 
     @property
     def images_per_s(self) -> float:
@@ -85,39 +93,6 @@ class ScanResult:
     def overhead(self) -> float:
         """The scan's own work as a fraction of the teacher forward time."""
         return self.own_seconds / self.forward_seconds if self.forward_seconds > 0 else 0.0
-
-
-class ScanDataset(FaceParsingDataset):
-    """Non-augmented samples that also carry the label in its original frame.
-
-    A sample whose files cannot be read comes back as {"bad": (path, problem)} instead of
-    raising, so the scan reports it and goes on.
-    """
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        rec = self.records[index]
-        try:
-            image, label = self.source.load_pair(rec, self.labels_dir)
-        except BadInputError as err:
-            return {"bad": (str(err.path), err.problem), "index": index}
-        item = self._item(index, image, label)
-        item["label_orig"] = label
-        return item
-
-
-def scan_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """`collate` for the good items; the bad ones are listed under "bad"."""
-    good = [it for it in items if "bad" not in it]
-    batch = collate(good) if good else {}
-    batch["bad"] = [it["bad"] for it in items if "bad" in it]
-    batch["label_orig"] = [it["label_orig"] for it in good]
-    return batch
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _sha256(path: Path) -> str | None:
@@ -169,7 +144,10 @@ def _scan_config(opts: ScanOptions, teachers: TeacherSet) -> dict[str, Any]:
     """The part of the options that defines "the same scan" (a resume must match it)."""
     return {"run_dir": str(Path(opts.run_dir).resolve()), "split": opts.split, "tta": opts.tta,
             "labels_dir": str(opts.labels_dir) if opts.labels_dir else None, "limit": opts.limit,
-            "params": vars(opts.params), **describe(teachers)}
+            "scorer": opts.scorer,
+            **({"params": vars(opts.params)} if opts.scorer == "rules" else
+               {"precision": opts.precision}),
+            **describe(teachers)}
 
 
 def _find_resumable(store: Store, dataset_id: int, config: dict[str, Any]) -> int | None:
@@ -234,6 +212,8 @@ class _Plan:
     maps: ScanMaps | None
     thresholds: list[np.ndarray]  # per teacher, (C,)
     predict: Predict
+    scorer: CalibratedScorer | None = None  # None: the rules
+    calibration_seconds: float = 0.0
 
 
 @dataclass
@@ -279,13 +259,30 @@ def _plan(opts: ScanOptions, store: Store, db_url: str, device: torch.device,
     maps = ScanMaps.at(Path(opts.run_dir).resolve(), run_id).create() if opts.maps else None
     todo = [i for i, rec in enumerate(dataset.records) if image_ids[rec.id] not in done]
     predict = predict or network_predictor(teachers, source.classes, device, opts.tta)
-    thresholds = _thresholds(teachers, source, opts, predict)
-    return _Plan(store, db_url, run_id, teachers, dataset, image_ids, todo, maps, thresholds, predict)
+    if opts.scorer == "rules":
+        thresholds = _thresholds(teachers, source, opts, predict)
+        return _Plan(store, db_url, run_id, teachers, dataset, image_ids, todo, maps, thresholds,
+                     predict)
+    t0 = time.perf_counter()
+    calibrators = [load_or_calibrate(opts.run_dir, teachers, k, source, predict, opts.calibration,
+                                     opts.recalibrate) for k in range(len(teachers.teachers))]
+    with store.session() as s:
+        hist = (s.get(Run, run_id).progress or {}).get("p_hist")
+    return _Plan(store, db_url, run_id, teachers, dataset, image_ids, todo, maps,
+                 [c.context.thresholds for c in calibrators], predict,
+                 CalibratedScorer(calibrators, hist), time.perf_counter() - t0)
 
 
 def score_batch(plan: _Plan, batch: dict[str, Any], probs: list[np.ndarray],
                 params: ScanParams) -> list[ScoredImage]:
     """The audit of every image of a batch: pure (no files, no store)."""
+    if plan.scorer is not None:
+        recs = [plan.dataset.records[i] for i in batch["index"].tolist()]
+        audits = plan.scorer.audit_batch(
+            [(plan.teachers.for_record(rec.id), p, lb) for rec, p, lb in
+             zip(recs, probs, batch["label_orig"])], with_heatmap=plan.maps is not None)
+        return [ScoredImage(rec, plan.image_ids[rec.id], lb, p, a) for rec, lb, p, a in
+                zip(recs, batch["label_orig"], probs, audits)]
     out = []
     for k, idx in enumerate(batch["index"].tolist()):
         rec = plan.dataset.records[idx]
@@ -300,8 +297,9 @@ class ScanWriter:
     """Writes a scan's results: maps (PNG), then one short transaction per batch for its
     scores, findings, image sizes and the run's progress (class pixel counts, bad inputs)."""
 
-    def __init__(self, store: Store, run_id: int, num_classes: int, maps: ScanMaps | None) -> None:
-        self.store, self.run_id, self.maps = store, run_id, maps
+    def __init__(self, store: Store, run_id: int, num_classes: int, maps: ScanMaps | None,
+                 scorer: CalibratedScorer | None = None) -> None:
+        self.store, self.run_id, self.maps, self.scorer = store, run_id, maps, scorer
         with store.session() as s:
             progress = s.get(Run, run_id).progress or {}
         self.class_pixels = np.zeros(num_classes, np.int64)
@@ -327,7 +325,8 @@ class ScanWriter:
                 row = s.get(Image, im.image_id)
                 if row is not None and row.width is None:  # the label frame, for masks
                     row.height, row.width = (int(v) for v in im.label.shape[:2])
-            run.progress = {"class_pixels": self.class_pixels.tolist(), "bad_inputs": self.bad_inputs}
+            run.progress = {"class_pixels": self.class_pixels.tolist(), "bad_inputs": self.bad_inputs,
+                            **({"p_hist": [h.tolist() for h in self.scorer.hist]} if self.scorer else {})}
             return repo.write_scan_batch(s, run, results)  # commits
 
 
@@ -342,13 +341,16 @@ def run_scan(opts: ScanOptions, on_image: ImageHook | None = None,
     db_url = opts.db_url or default_db_url(opts.run_dir)
     store = open_db(db_url)
     try:
-        plan = _plan(opts, store, db_url, _device(opts.device), predict)
+        plan = _plan(opts, store, db_url, device_named(opts.device), predict)
         n = len(plan.dataset.records)
         result = ScanResult(plan.run_id, db_url, plan.teachers.name, n, 0, n - len(plan.todo), [],
-                            plan.maps.root if plan.maps else None)
+                            plan.maps.root if plan.maps else None,
+                            calibration_seconds=plan.calibration_seconds)
         status = "failed"
         try:
             _scan_batches(plan, opts, on_image, result)
+            if plan.scorer is not None:
+                result.estimate = _finalise(plan, opts.precision)
             status = "done"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -368,7 +370,8 @@ def _scan_batches(plan: _Plan, opts: ScanOptions, on_image: ImageHook | None, re
 
     loader = DataLoader(torch.utils.data.Subset(plan.dataset, plan.todo), batch_size=opts.batch_size,
                         shuffle=False, num_workers=opts.workers, collate_fn=scan_collate)
-    writer = ScanWriter(plan.store, plan.run_id, plan.dataset.source.classes.num_classes, plan.maps)
+    writer = ScanWriter(plan.store, plan.run_id, plan.dataset.source.classes.num_classes, plan.maps,
+                        plan.scorer)
     trim_heap = HeapTrimmer()
     bar = tqdm(total=len(plan.todo), desc=f"scan {opts.split}", unit="img",
                disable=None if opts.progress else True)
@@ -383,14 +386,14 @@ def _scan_batches(plan: _Plan, opts: ScanOptions, on_image: ImageHook | None, re
         hook_seconds = 0.0
         t_own = t_fwd
         if "image" in batch:
-            probs = _forward(plan.teachers, batch, plan.dataset.records, plan.predict)
+            probs = forward(plan.teachers, batch, plan.dataset.records, plan.predict)
             t_own = time.perf_counter()
             result.forward_seconds += t_own - t_fwd
             scored = score_batch(plan, batch, probs, opts.params)
             if on_image is not None:
                 t_hook = time.perf_counter()
                 for im in scored:
-                    on_image(im.record, im.probs, im.label, im.audit)
+                    on_image(im)
                 hook_seconds = time.perf_counter() - t_hook
         result.n_scored_now += writer.write(scored, batch["bad"])
         trim_heap()
@@ -402,29 +405,20 @@ def _scan_batches(plan: _Plan, opts: ScanOptions, on_image: ImageHook | None, re
     bar.close()
 
 
-def network_predictor(teachers: TeacherSet, classes, device: torch.device, tta: bool) -> Predict:
-    """The default Predict: teacher k's softmax in each image's original label frame."""
-    from labelaudit.predict import predict_batch_probs
-
-    amp = device.type == "cuda"
-
-    def predict(k: int, batch: dict[str, Any]) -> list[np.ndarray]:
-        return predict_batch_probs(teachers.teachers[k].model, batch, device, classes, amp=amp,
-                                   flip_tta=tta)
-    return predict
-
-
-def _forward(teachers: TeacherSet, batch: dict[str, Any], records, predict: Predict
-             ) -> list[np.ndarray]:
-    """Probabilities per image of the batch, each from the teacher that scores its record."""
-    which = [teachers.for_record(records[i].id) for i in batch["index"].tolist()]
-    if len(set(which)) == 1:
-        return predict(which[0], batch)
-    out: list[np.ndarray | None] = [None] * len(which)
-    for t in sorted(set(which)):
-        rows = [k for k, w in enumerate(which) if w == t]
-        sub = {key: (v[rows] if isinstance(v, torch.Tensor) else [v[k] for k in rows])
-               for key, v in batch.items() if key != "bad"}
-        for k, p in zip(rows, predict(t, sub)):
-            out[k] = p
-    return out  # type: ignore[return-value]
+def _finalise(plan: _Plan, precision: float) -> SplitEstimate:
+    """The end of a calibrated scan: the split's prior, p_error, the list, image qualities."""
+    assert plan.scorer is not None
+    teacher_of = {plan.image_ids[r.id]: plan.teachers.for_record(r.id) for r in plan.dataset.records}
+    with plan.store.session() as s:
+        run = s.get(Run, plan.run_id)
+        progress = dict(run.progress or {})
+        if "estimate" in progress:  # finalised already (a resumed scan that had nothing left)
+            return SplitEstimate(**progress["estimate"])
+        found, quality = repo.scan_scores(s, run)
+        est, scores, drop, new_quality = finalise_scores(plan.scorer, found, quality, teacher_of,
+                                                          precision)
+        repo.rescore_scan(s, run, scores, drop, new_quality, {**progress, "estimate": est.to_json()})
+    log.info("scan %d: about %.0f label errors among %d candidates; %d findings listed at "
+             "expected precision %.2f (p_error >= %.3f)", plan.run_id, est.expected_errors,
+             est.n_candidates, est.n_listed, est.expected_precision, est.cutoff)
+    return est

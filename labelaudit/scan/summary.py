@@ -40,6 +40,7 @@ class ScanSummary:
     pairs: list[PairRow]
     noise_rate: dict[str, float]  # flagged pixels / labelled pixels, per given class
     bad_inputs: list[tuple[str, str]]
+    estimate: dict | None = None  # calibrated scans: `scan.calibrated.SplitEstimate` as JSON
 
 
 def resolve_scan_run(store: Store, run_id: int | None = None) -> int:
@@ -81,7 +82,8 @@ def summarize(store: Store, run_id: int, top: int = 20) -> ScanSummary:
         totals = np.asarray(progress.get("class_pixels") or [0] * len(names), np.int64)
         rate = {n: float(flagged[i] / totals[i]) if totals[i] else 0.0 for i, n in enumerate(names)}
         bad = [tuple(b) for b in progress.get("bad_inputs", [])]
-    return ScanSummary(run_id, int(n_images), int(n_findings), worst, pairs, rate, bad)  # type: ignore[arg-type]
+    return ScanSummary(run_id, int(n_images), int(n_findings), worst, pairs, rate, bad,  # type: ignore[arg-type]
+                       progress.get("estimate"))
 
 
 def _atomic_csv(path: Path, header: list[str], rows) -> None:

@@ -312,6 +312,37 @@ def write_scan_batch(
     return n_new
 
 
+def scan_scores(session: Session, run: Run) -> tuple[list[tuple[int, int, float]], dict[int, float]]:
+    """A scan's (finding id, image id, score) rows and {image id: label_quality}."""
+    found = [(int(i), int(im), float(sc)) for i, im, sc in session.execute(
+        select(Finding.id, Finding.image_id, Finding.score).where(Finding.run_id == run.id))]
+    quality = {int(im): float(lq) for im, lq in session.execute(
+        select(ImageScore.image_id, ImageScore.label_quality).where(ImageScore.run_id == run.id))}
+    return found, quality
+
+
+def rescore_scan(session: Session, run: Run, scores: dict[int, float], drop: Sequence[int],
+                 quality: dict[int, float], progress: dict[str, Any]) -> None:
+    """One transaction: findings get new scores, the `drop` findings are deleted, images get
+    new label_quality and their findings counted again, the run's progress is replaced."""
+    from sqlalchemy import delete, update
+
+    with _transaction(session):
+        if scores:
+            session.execute(update(Finding), [
+                {"id": i, "score": _check_unit(f"finding {i}: score", s)} for i, s in scores.items()])
+        for chunk in _chunks(list(drop)):
+            session.execute(delete(Finding).where(Finding.id.in_(chunk)))
+        counts = dict(session.execute(select(Finding.image_id, func.count()).where(
+            Finding.run_id == run.id).group_by(Finding.image_id)).all())
+        rows = {int(im): int(sid) for sid, im in session.execute(
+            select(ImageScore.id, ImageScore.image_id).where(ImageScore.run_id == run.id))}
+        session.execute(update(ImageScore), [
+            {"id": rows[im], "label_quality": _check_unit(f"image {im}: label_quality", lq),
+             "n_findings": int(counts.get(im, 0))} for im, lq in quality.items() if im in rows])
+        session.get(Run, run.id).progress = progress
+
+
 def scored_image_ids(session: Session, run: Run) -> set[int]:
     """Ids of the images this run has already scored (a resumed scan skips them)."""
     return set(session.scalars(select(ImageScore.image_id).where(ImageScore.run_id == run.id)))

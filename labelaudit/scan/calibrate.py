@@ -1,0 +1,202 @@
+"""`labelaudit calibrate`: fit the scorer of one teacher on one dataset, without clean labels.
+
+The teacher scores a held-out split (val by default: images it never trained on). Each image's
+given labels are copied `copies` times, each copy corrupted in known ways (`scan.corrupt`);
+every candidate region of every copy (`scan.candidates`) becomes a row of features, labelled
+by whether it matches an injected error (IoU >= 0.3 with a connected region of changed pixels,
+the benchmark's own matching rule). A gradient-boosted model is fitted on the rows and stored in
+the run folder (`calibration/<teacher>[-k].pkl` + `.json`); its out-of-image cross-validated
+ECE and AUC are kept with it. Pre-existing errors of the held-out labels count as clean here,
+which makes the model slightly cautious. Streams batch by batch: memory does not grow with the
+split.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import DataLoader
+
+from labelaudit.confidence import ConfidenceStats, self_confidence
+from labelaudit.data.classes import IGNORE_INDEX
+from labelaudit.scan.calibrator import (
+    CalibrationInfo, Calibrator, cross_validated, expected_calibration_error, fit_model,
+)
+from labelaudit.scan.candidates import FEATURES, Candidates, TeacherContext, find_candidates
+from labelaudit.scan.corrupt import corrupt
+from labelaudit.scan.forward import Predict, ScanDataset, scan_collate
+from labelaudit.scan.score import top_class
+
+log = logging.getLogger(__name__)
+
+MATCH_IOU = 0.3  # a candidate is an error when it overlaps an injected error region this much
+FOLDER = "calibration"
+
+
+@dataclass
+class CalibrationOptions:
+    split: str = "val"
+    copies: int = 24  # corrupted copies of each image's labels
+    limit: int | None = 400  # images of the split used at most
+    seed: int = 0
+    batch_size: int = 8
+    progress: bool = True
+
+
+def calibration_path(run_dir: Path, teacher: str, k: int = 0, n_teachers: int = 1) -> Path:
+    """Where the calibration of teacher `teacher` (fold k of n) lives in its run folder."""
+    name = teacher if n_teachers == 1 else f"{teacher}-{k}"
+    return Path(run_dir) / FOLDER / f"{name}.pkl"
+
+
+def candidate_truth(cands: Candidates, changed: np.ndarray, iou: float = MATCH_IOU) -> np.ndarray:
+    """(n,) bool: candidate k overlaps a connected region of `changed` with IoU >= iou."""
+    import cv2
+
+    n = len(cands)
+    m, truth = cv2.connectedComponents(changed.astype(np.uint8), connectivity=8)
+    if n == 0 or m <= 1:
+        return np.zeros(n, bool)
+    both = (cands.ids > 0) & (truth > 0)
+    key = (cands.ids[both].astype(np.int64) - 1) * m + truth[both]
+    pairs, inter = np.unique(key, return_counts=True)
+    cand, region = pairs // m, pairs % m
+    size = np.bincount(truth.ravel(), minlength=m)
+    score = inter / (cands.area[cand] + size[region] - inter)
+    best = np.zeros(n)
+    np.maximum.at(best, cand, score)
+    return best >= iou
+
+
+def teacher_context(stats: ConfidenceStats, confusion: np.ndarray, flip_pairs,
+                    floor: float = 0.5) -> TeacherContext:
+    """The context of `find_candidates` from a pass over clean-ish labels."""
+    rows = confusion.sum(1, keepdims=True)
+    rate = np.where(rows > 0, confusion / np.maximum(rows, 1), 0.0)
+    return TeacherContext(stats.thresholds(floor), rate,
+                          TeacherContext.mirror_matrix(len(confusion), flip_pairs))
+
+
+class _Rows:
+    """Collects feature rows, truth and the image each row came from."""
+
+    def __init__(self) -> None:
+        self.x: list[np.ndarray] = []
+        self.y: list[np.ndarray] = []
+        self.group: list[np.ndarray] = []
+
+    def add(self, cands: Candidates, truth: np.ndarray, group: int) -> None:
+        self.x.append(cands.features)
+        self.y.append(truth)
+        self.group.append(np.full(len(cands), group))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return np.concatenate(self.x), np.concatenate(self.y), np.concatenate(self.group)
+
+
+def _held_out(dataset: ScanDataset, predict: Predict, k: int, opts: CalibrationOptions):
+    """Yields (probs, label) of the held-out split's images, batch by batch."""
+    from tqdm.auto import tqdm
+
+    loader = DataLoader(dataset, batch_size=opts.batch_size, collate_fn=scan_collate)
+    with tqdm(total=len(dataset), desc=f"calibrate {opts.split}", unit="img",
+              disable=None if opts.progress else True) as bar:
+        for batch in loader:
+            if "image" in batch:
+                yield from zip(predict(k, batch), batch["label_orig"])
+            bar.update(len(batch["index"]) if "index" in batch else 0)
+
+
+def calibrate_teacher(source, size: int, channel_order: str, predict: Predict, k: int,
+                      teacher: str, checkpoint: Path, opts: CalibrationOptions) -> Calibrator:
+    """Fit the scorer of teacher k (see the module docstring)."""
+    t0 = time.perf_counter()
+    dataset = ScanDataset(source, opts.split, size=size, augment=False, channel_order=channel_order)
+    if opts.limit is not None:
+        dataset.records = dataset.records[:opts.limit]
+    if not dataset.records:
+        raise ValueError(f"{source.root}: the {opts.split} split has no images to calibrate on")
+    c = source.classes.num_classes
+    pairs = source.classes.flip_pairs
+    held = list(_held_out(dataset, predict, k, opts)) if len(dataset) <= 64 else None
+    stats, confusion = ConfidenceStats(c), np.zeros((c, c))
+    for probs, label in (held if held is not None else _held_out(dataset, predict, k, opts)):
+        stats.update(probs, label)
+        valid = label != IGNORE_INDEX
+        confusion += np.bincount(label[valid].astype(np.int64) * c + probs.argmax(0)[valid],
+                                 minlength=c * c).reshape(c, c)
+    ctx = teacher_context(stats, confusion, pairs)
+    rng = np.random.default_rng(opts.seed)
+    rows = _Rows()
+    for i, (probs, label) in enumerate(held if held is not None else _held_out(dataset, predict, k, opts)):
+        pred, top = top_class(probs)
+        for _ in range(opts.copies):
+            noisy, _ = corrupt(label, rng, c, pairs)
+            q = self_confidence(probs, noisy)
+            cands = find_candidates(probs, noisy, q, pred, top, ctx)
+            rows.add(cands, candidate_truth(cands, noisy != label), i)
+    x, y, groups = rows.arrays()
+    if y.sum() < 10 or (~y).sum() < 10:
+        raise ValueError(f"{source.root}: too few candidates to calibrate on ({int(y.sum())} "
+                         f"errors, {int((~y).sum())} clean) in {len(dataset)} {opts.split} images")
+    cv = cross_validated(x, y, groups, opts.seed)
+    model = fit_model(x, y, opts.seed)
+    import sklearn
+    from sklearn.metrics import roc_auc_score
+
+    info = CalibrationInfo(teacher, str(checkpoint), opts.split, len(dataset), opts.copies, len(y),
+                           int(y.sum()), float(y.mean()), time.perf_counter() - t0,
+                           expected_calibration_error(cv, y), float(roc_auc_score(y, cv)), list(FEATURES),
+                           sklearn.__version__)
+    log.info("calibration of %s on %d %s images x %d copies: %d candidates, %d errors, "
+             "cv ECE %.3f, cv AUC %.3f, %.1f s", teacher, len(dataset), opts.split, opts.copies,
+             len(y), int(y.sum()), info.cv_ece, info.cv_auc, info.seconds)
+    return Calibrator(model, info, ctx)
+
+
+def _stamp(checkpoint: Path, source) -> str:
+    """What a stored calibration must have been made from to be reused (its options may
+    differ: `labelaudit calibrate` sets them, `scan` reuses the result)."""
+    st = Path(checkpoint).stat()
+    return f"{Path(checkpoint).resolve()}|{st.st_mtime_ns}|{st.st_size}|{Path(source.root).resolve()}"
+
+
+def load_or_calibrate(run_dir: Path, teachers, k: int, source, predict: Predict,
+                      opts: CalibrationOptions, force: bool = False) -> Calibrator:
+    """Teacher k's calibration from the run folder, fitted (and stored) when missing, stale
+    (another checkpoint or dataset) or `force`d."""
+    t = teachers.teachers[k]
+    path = calibration_path(run_dir, teachers.name, k, len(teachers.teachers))
+    stamp = _stamp(t.checkpoint, source)
+    if path.exists() and not force:
+        cal = Calibrator.load(path)
+        if cal.info.checkpoint == stamp:
+            return cal
+        log.info("%s: made from another checkpoint or dataset; calibrating again", path)
+    cal = calibrate_teacher(source, t.config.data.size, t.config.data.channel_order, predict, k,
+                            teachers.name, stamp, opts)
+    cal.save(path)
+    return cal
+
+
+def calibrate_run(run_dir: Path, teacher: str = "auto", opts: CalibrationOptions | None = None,
+                  root: Path | None = None, device: str = "auto", tta: bool = False
+                  ) -> list[tuple[Path, Calibrator]]:
+    """Fit (again) and store the calibration of every teacher of the set named `teacher`."""
+    from labelaudit.scan.forward import device_named, network_predictor
+    from labelaudit.scan.teachers import load_teachers
+
+    opts = opts or CalibrationOptions()
+    teachers = load_teachers(run_dir, teacher, device_named(device))
+    cfg = teachers.config
+    if root is not None:
+        cfg.data.root = Path(root)
+    source = cfg.data.open_source()
+    predict = network_predictor(teachers, source.classes, device_named(device), tta)
+    n = len(teachers.teachers)
+    return [(calibration_path(run_dir, teachers.name, k, n),
+             load_or_calibrate(run_dir, teachers, k, source, predict, opts, force=True))
+            for k in range(n)]

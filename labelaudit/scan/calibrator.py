@@ -1,0 +1,172 @@
+"""The fitted scorer: candidate features -> probability that the candidate is a label error.
+
+A scikit-learn gradient-boosted classifier fitted on candidates from corrupted copies of a
+held-out split (`scan.calibrate`). Its probabilities hold at the share of errors among the
+calibration candidates (`prior`); a scanned split has its own, unknown share. `adjust` moves
+probabilities to another share (Bayes' rule on the odds) and `estimate_prior` finds the scanned
+split's share by EM over its candidates' raw probabilities (Saerens, Latinne & Decaestecker,
+"Adjusting the outputs of a classifier to new a priori probabilities", 2002), kept as a
+histogram so that a scan streams. docs/design.md §4.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from labelaudit.files import write_bytes_atomic
+
+log = logging.getLogger(__name__)
+
+BINS = np.linspace(-14.0, 14.0, 281)  # logit histogram edges for the prior estimate
+FORMAT = 1
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
+    return np.log(p / (1 - p))
+
+
+def adjust(p: np.ndarray, prior_from: float, prior_to: float) -> np.ndarray:
+    """Probabilities fitted at error share `prior_from` moved to share `prior_to`."""
+    shift = logit(np.asarray(prior_to)) - logit(np.asarray(prior_from))
+    return 1.0 / (1.0 + np.exp(-(logit(p) + shift)))
+
+
+def histogram(p: np.ndarray) -> np.ndarray:
+    """(len(BINS) + 1,) counts of raw probabilities by logit (the outer bins are open)."""
+    return np.bincount(np.digitize(logit(p), BINS), minlength=len(BINS) + 1)
+
+
+def bin_centres() -> np.ndarray:
+    mid = (BINS[1:] + BINS[:-1]) / 2
+    return 1.0 / (1.0 + np.exp(-np.concatenate([[BINS[0] - 0.5], mid, [BINS[-1] + 0.5]])))
+
+
+def estimate_prior(counts: np.ndarray, prior_from: float, iters: int = 200) -> float:
+    """EM estimate of the error share among candidates whose raw probabilities have the
+    histogram `counts` (see `histogram`)."""
+    counts = np.asarray(counts, np.float64)
+    total = counts.sum()
+    if total == 0:
+        return prior_from
+    p = bin_centres()
+    prior = prior_from
+    for _ in range(iters):
+        new = float((counts * adjust(p, prior_from, prior)).sum() / total)
+        new = min(max(new, 1e-6), 1 - 1e-6)
+        if abs(new - prior) < 1e-7:
+            break
+        prior = new
+    return prior
+
+
+def expected_precision_cutoff(p: np.ndarray, target: float) -> float:
+    """The lowest probability to list so that the mean probability of what is listed (its
+    expected precision) stays >= target; inf when even the surest candidate falls short."""
+    s = np.sort(np.asarray(p, np.float64))[::-1]
+    if s.size == 0:
+        return float("inf")
+    ok = np.flatnonzero(np.cumsum(s) / np.arange(1, s.size + 1) >= target)
+    return float(s[ok[-1]]) if ok.size else float("inf")
+
+
+def reliability(p: np.ndarray, y: np.ndarray, bins: int = 10) -> dict[str, list]:
+    """Equal-width reliability table: per bin count, mean probability, observed error rate."""
+    p, y = np.asarray(p, np.float64), np.asarray(y, bool)
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    n = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore"):
+        mean_p = np.bincount(which, weights=p, minlength=bins) / n
+        rate = np.bincount(which, weights=y, minlength=bins) / n
+    return {"count": n.tolist(), "mean_p": mean_p.tolist(), "rate": rate.tolist()}
+
+
+def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    """ECE: the count-weighted mean |mean probability - observed rate| over equal-width bins."""
+    t = reliability(p, y, bins)
+    n = np.asarray(t["count"], np.float64)
+    if n.sum() == 0:
+        return float("nan")
+    gap = np.abs(np.nan_to_num(np.asarray(t["mean_p"]) - np.asarray(t["rate"])))
+    return float((n * gap).sum() / n.sum())
+
+
+@dataclass
+class CalibrationInfo:
+    """What the calibration was made from and how well it held (kept next to the model)."""
+
+    teacher: str
+    checkpoint: str
+    split: str
+    n_images: int
+    copies: int
+    n_candidates: int
+    n_errors: int
+    prior: float
+    seconds: float
+    cv_ece: float  # out-of-image cross-validated, at the calibration prior
+    cv_auc: float
+    features: list[str] = field(default_factory=list)
+    sklearn: str = ""
+    format: int = FORMAT
+
+
+class Calibrator:
+    """A fitted model and its calibration facts; `predict` gives raw probabilities."""
+
+    def __init__(self, model, info: CalibrationInfo, context) -> None:
+        self.model, self.info, self.context = model, info, context
+
+    @property
+    def prior(self) -> float:
+        return self.info.prior
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        if len(features) == 0:
+            return np.zeros(0)
+        return self.model.predict_proba(features)[:, 1]
+
+    def save(self, path: Path) -> None:
+        """The model (pickle, written atomically) and a readable JSON beside it."""
+        blob = pickle.dumps({"format": FORMAT, "model": self.model, "info": asdict(self.info),
+                             "context": self.context})
+        write_bytes_atomic(path, blob)
+        write_bytes_atomic(path.with_suffix(".json"),
+                           (json.dumps(asdict(self.info), indent=1) + "\n").encode())
+
+    @staticmethod
+    def load(path: Path) -> "Calibrator":
+        """Raises ValueError naming the file when it is not a calibration of this format."""
+        try:
+            blob = pickle.loads(Path(path).read_bytes())
+            if blob.get("format") != FORMAT:
+                raise ValueError(f"format {blob.get('format')}, expected {FORMAT}")
+        except (OSError, pickle.UnpicklingError, AttributeError, ValueError, EOFError) as err:
+            raise ValueError(f"{path}: not a labelaudit calibration ({err}); "
+                             "delete it and run `labelaudit calibrate` again") from None
+        return Calibrator(blob["model"], CalibrationInfo(**blob["info"]), blob["context"])
+
+
+def fit_model(x: np.ndarray, y: np.ndarray, seed: int = 0):
+    """A gradient-boosted classifier with library defaults, early stopping on a held-out 10 %."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(max_iter=300, early_stopping=True, random_state=seed
+                                          ).fit(x, y)
+
+
+def cross_validated(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 0,
+                    folds: int = 4) -> np.ndarray:
+    """Out-of-group probabilities (each image's candidates scored by a model that never saw
+    that image)."""
+    from sklearn.model_selection import GroupKFold
+
+    out = np.zeros(len(y))
+    for train, test in GroupKFold(n_splits=min(folds, len(np.unique(groups)))).split(x, y, groups):
+        out[test] = fit_model(x[train], y[train], seed).predict_proba(x[test])[:, 1]
+    return out

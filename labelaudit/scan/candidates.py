@@ -1,0 +1,174 @@
+"""Candidate regions and the teacher's evidence on each: the input of the calibrated scorer.
+
+A candidate is a connected region (8-connected) of pixels sharing one (given, suggested) class
+pair where the teacher's top class differs from the given label, at any size or thickness. The
+rules of `scan.score` filter such regions; here their quantities are features, and a model
+fitted per dataset and teacher (`scan.calibrator`) turns them into a probability of error.
+
+Shapes: probs (C, H, W), label (H, W) ints with 255 = ignored. Everything is vectorised over the
+candidates of an image (bincount over the region id map), so the cost hardly grows with their
+number.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy import ndimage
+from skimage.measure import label as connected_regions
+
+from labelaudit.confidence import class_index
+from labelaudit.data.classes import IGNORE_INDEX
+
+FEATURES: tuple[str, ...] = (
+    "log_area", "area_frac", "frac_of_given_class", "thickness", "thickness_rel",
+    "q_mean", "q_min", "q_low_frac", "top_mean", "margin_mean", "entropy_mean", "confident_frac",
+    "cover_given", "cover_suggested", "ring_given", "ring_suggested", "boundary_dist",
+    "given_threshold", "suggested_threshold", "pair_confusion", "mirror_pair",
+)
+COVER = 0.5  # coverage of a part that makes a candidate a whole-part finding (its kind)
+_BIG = np.float32(2 ** 24)
+
+
+@dataclass
+class TeacherContext:
+    """What the features need to know of the teacher on clean-ish data (its val split).
+
+    thresholds: (C,) mean self-confidence per class (confident learning's t_j);
+    confusion: (C, C) row-normalised rate of the teacher predicting s where the label is g;
+    mirror: (C, C) bool, (g, s) is a left/right pair of the class set.
+    """
+
+    thresholds: np.ndarray
+    confusion: np.ndarray
+    mirror: np.ndarray
+
+    @staticmethod
+    def mirror_matrix(num_classes: int, flip_pairs) -> np.ndarray:
+        m = np.zeros((num_classes, num_classes), bool)
+        for a, b in flip_pairs:
+            m[a, b] = m[b, a] = True
+        return m
+
+
+@dataclass
+class Candidates:
+    """The candidates of one image; candidate k has id k + 1 in `ids`."""
+
+    ids: np.ndarray  # (H, W) int32, 0 = no candidate
+    given: np.ndarray  # (n,) int
+    suggested: np.ndarray  # (n,) int
+    area: np.ndarray  # (n,) int
+    kind: list[str]
+    features: np.ndarray  # (n, len(FEATURES)) float32
+
+    def __len__(self) -> int:
+        return len(self.given)
+
+    def crop(self, k: int) -> tuple[tuple[int, int, int, int], np.ndarray]:
+        """(x, y, w, h) bounding box and the cropped bool mask of candidate k."""
+        ys, xs = np.nonzero(self.ids == k + 1)
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        return (int(x0), int(y0), int(x1 - x0), int(y1 - y0)), self.ids[y0:y1, x0:x1] == k + 1
+
+
+def find_candidates(probs: np.ndarray, label: np.ndarray, q: np.ndarray, pred: np.ndarray,
+                    top: np.ndarray, ctx: TeacherContext) -> Candidates:
+    """Every disagreement region of the image with its features (see FEATURES)."""
+    c = probs.shape[0]
+    valid = label != IGNORE_INDEX
+    disagree = (pred != label) & valid
+    g_all = class_index(label)
+    pair = np.where(disagree, 1 + g_all * c + pred, 0)
+    ids = connected_regions(pair, background=0, connectivity=2).astype(np.int32)
+    n = int(ids.max())
+    if n == 0:
+        return Candidates(ids, np.zeros(0, int), np.zeros(0, int), np.zeros(0, int), [],
+                          np.zeros((0, len(FEATURES)), np.float32))
+    flat = ids.ravel()
+    inside = flat > 0
+    key = flat[inside] - 1
+    area = np.bincount(key, minlength=n).astype(np.float64)
+
+    def mean_of(values: np.ndarray) -> np.ndarray:
+        return np.bincount(key, weights=values.ravel()[inside], minlength=n) / area
+
+    first = np.zeros(n, np.int64)
+    first[key[::-1]] = np.flatnonzero(inside)[::-1]  # any pixel of each candidate
+    given, sugg = g_all.ravel()[first], pred.ravel()[first]
+    index = np.arange(1, n + 1)
+    q_min = np.asarray(ndimage.minimum(q, ids, index), np.float64)
+    entropy = -(probs * np.log(np.clip(probs, 1e-12, 1.0))).sum(0) / np.log(c)
+    confident = (top >= ctx.thresholds[pred]) | ((q <= 1.0 - ctx.thresholds[g_all]) & (top >= 0.5))
+    cov_g = _coverage(ids, key, inside, g_all, area, n)
+    cov_s = _coverage(ids, key, inside, pred, area, n)
+    ring_g, ring_s = _ring_fractions(ids, g_all, given, sugg, n)
+    class_px = np.bincount(g_all[valid].ravel(), minlength=c).astype(np.float64)
+    thick = _thickness(ids, n)
+    side = float(np.sqrt(label.size))
+    feats = np.stack([
+        np.log(area), area / max(1, int(valid.sum())), area / np.maximum(class_px[given], 1.0),
+        thick, thick / side,
+        mean_of(q), q_min, mean_of((q < 0.1).astype(np.float32)), mean_of(top),
+        mean_of(top - q), mean_of(entropy), mean_of(confident.astype(np.float32)),
+        cov_g, cov_s, ring_g, ring_s, mean_of(_boundary_distance(label)),
+        ctx.thresholds[given], ctx.thresholds[sugg], ctx.confusion[given, sugg],
+        ctx.mirror[given, sugg].astype(np.float64),
+    ], axis=1).astype(np.float32)
+    kind = [_kind(a, b) for a, b in zip(cov_g, cov_s)]
+    return Candidates(ids, given, sugg, area.astype(int), kind, feats)
+
+
+def _kind(cover_given: float, cover_suggested: float) -> str:
+    if cover_given >= COVER and cover_suggested >= COVER:
+        return "flip"  # a whole labelled part that is a whole predicted part of another class
+    if cover_suggested >= COVER:
+        return "missing"
+    if cover_given >= COVER:
+        return "spurious"
+    return "boundary"
+
+
+def _coverage(ids: np.ndarray, key: np.ndarray, inside: np.ndarray, class_map: np.ndarray,
+              area: np.ndarray, n: int) -> np.ndarray:
+    """Per candidate: its area over the total size of the class_map parts it lies in (all its
+    pixels share one class of class_map, so these parts are of that class)."""
+    parts = connected_regions(class_map, background=-1, connectivity=2).ravel()
+    size = np.bincount(parts)
+    touched = np.unique(key * (len(size)) + parts[inside])
+    cand, part = touched // len(size), touched % len(size)
+    return area / np.bincount(cand, weights=size[part], minlength=n)
+
+
+def _ring_fractions(ids: np.ndarray, label: np.ndarray, given: np.ndarray, sugg: np.ndarray,
+                    n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per candidate: the share of its outer 1-px ring labelled with its given class (a blob
+    inside a part) and with its suggested class (a shifted boundary). The ring pixels are
+    given to the largest-id candidate they touch."""
+    grown = cv2.dilate(ids.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int32)
+    ring = (grown > 0) & (grown != ids) & (label != IGNORE_INDEX)
+    owner = grown[ring] - 1
+    total = np.maximum(np.bincount(owner, minlength=n), 1)
+    lab = label[ring]
+    return (np.bincount(owner, weights=lab == given[owner], minlength=n) / total,
+            np.bincount(owner, weights=lab == sugg[owner], minlength=n) / total)
+
+
+def _thickness(ids: np.ndarray, n: int) -> np.ndarray:
+    """Per candidate: the largest distance (px) from one of its pixels to its outline, where
+    touching candidates count as outside."""
+    f = ids.astype(np.float32)
+    grown = cv2.dilate(f, np.ones((3, 3), np.uint8))
+    shrunk = cv2.erode(np.where(ids > 0, f, _BIG), np.ones((3, 3), np.uint8))
+    core = (ids > 0) & (grown == f) & ((shrunk == f) | (shrunk == _BIG))
+    dist = cv2.distanceTransform(core.astype(np.uint8), cv2.DIST_L2, 3)
+    return np.asarray(ndimage.maximum(dist, ids, np.arange(1, n + 1)), np.float64)
+
+
+def _boundary_distance(label: np.ndarray) -> np.ndarray:
+    """(H, W) distance (px) to the nearest pixel whose 3x3 neighbourhood holds two classes."""
+    lab = label.astype(np.float32)
+    k = np.ones((3, 3), np.uint8)
+    edge = cv2.dilate(lab, k) != cv2.erode(lab, k)
+    return cv2.distanceTransform((~edge).astype(np.uint8), cv2.DIST_L2, 3)

@@ -1,0 +1,202 @@
+"""The calibrated scorer: corruptions, candidates and their features, prior shift, the list,
+and a calibrated scan end to end (oracle teacher: what is tested is the logic, not the network)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scanhelp import copy_tree, make_dataset, make_run, oracle_predictor, plant_flip
+
+from labelaudit.confidence import self_confidence
+from labelaudit.data import open_source
+from labelaudit.data.classes import IGNORE_INDEX
+from labelaudit.scan.calibrate import calibration_path, candidate_truth
+from labelaudit.scan.calibrator import (
+    adjust, estimate_prior, expected_calibration_error, expected_precision_cutoff, histogram,
+)
+from labelaudit.scan.candidates import FEATURES, TeacherContext, find_candidates
+from labelaudit.scan.corrupt import RECIPES, _APPLY, corrupt
+from labelaudit.scan.score import top_class
+from labelaudit.store import open_db, repo
+
+C = 4
+
+
+def _face(h: int = 64, w: int = 64) -> np.ndarray:
+    """Background, an elliptic 'skin', two small rectangular 'eyes' (classes 2 and 3), an
+    ignored strip."""
+    import cv2
+
+    lab = np.zeros((h, w), np.uint8)
+    cv2.ellipse(lab, (32, 32), (26, 30), 0, 0, 360, 1, -1)
+    lab[20:28, 16:26] = 2
+    lab[20:28, 38:48] = 3
+    lab[:, 62:] = IGNORE_INDEX
+    return lab
+
+
+def _probs(label: np.ndarray, sure: float = 0.9) -> np.ndarray:
+    lab = np.where(label == IGNORE_INDEX, 0, label)
+    p = np.full((C,) + label.shape, (1 - sure) / (C - 1), np.float32)
+    np.put_along_axis(p, lab[None].astype(np.int64), sure, axis=0)
+    return p
+
+
+def _ctx() -> TeacherContext:
+    return TeacherContext(np.full(C, 0.8), np.zeros((C, C)), TeacherContext.mirror_matrix(C, ((2, 3),)))
+
+
+def _candidates(given: np.ndarray, truth: np.ndarray):
+    probs = _probs(truth)
+    pred, top = top_class(probs)
+    return find_candidates(probs, given, self_confidence(probs, given), pred, top, _ctx())
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_every_recipe_changes_labels_but_never_ignored_pixels(recipe):
+    lab = _face()
+    changed_any = False
+    for seed in range(8):
+        out = lab.copy()
+        _APPLY[recipe](out, np.random.default_rng(seed), C, ((2, 3),))
+        assert (out[lab == IGNORE_INDEX] == IGNORE_INDEX).all()
+        assert (out[lab != IGNORE_INDEX] != IGNORE_INDEX).all()
+        changed_any |= bool((out != lab).any())
+    assert changed_any
+
+
+def test_corrupt_reports_what_it_did_and_changes_the_copy_only():
+    lab = _face()
+    before = lab.copy()
+    out, done = corrupt(lab, np.random.default_rng(3), C, ((2, 3),), events=2)
+    assert (lab == before).all() and len(done) == 2 and set(done) <= set(RECIPES)
+    assert (out != lab).sum() >= 2
+
+
+def test_a_relabelled_eye_is_one_flip_candidate_with_its_features():
+    truth = _face()
+    given = truth.copy()
+    given[truth == 2] = 3  # the left eye painted as the right eye
+    cands = _candidates(given, truth)
+    big = int(np.argmax(cands.area))
+    assert len(cands) == 1 and cands.area[big] == 80
+    assert (cands.given[big], cands.suggested[big], cands.kind[big]) == (3, 2, "flip")
+    f = dict(zip(FEATURES, cands.features[big]))
+    assert f["cover_given"] == pytest.approx(1.0)  # the painted eye is a whole part of class 3
+    assert f["frac_of_given_class"] == pytest.approx(80 / 160)  # half of all class-3 pixels
+    assert f["cover_suggested"] == pytest.approx(1.0)
+    assert f["mirror_pair"] == 1.0 and f["ring_given"] == 0.0  # surrounded by skin
+    assert f["q_mean"] == pytest.approx(0.1 / 3, rel=1e-4)  # p[given] where the teacher says 2
+    assert f["thickness"] >= 3.0  # an 8x10 block
+    bbox, mask = cands.crop(big)
+    assert bbox == (16, 20, 10, 8) and mask.all()
+
+
+def test_a_one_pixel_boundary_shift_is_thin_and_hugs_the_boundary():
+    truth = _face()
+    given = truth.copy()
+    given[20:28, 26] = 2  # the eye grown one column into the skin
+    cands = _candidates(given, truth)
+    assert len(cands) == 1 and cands.kind[0] == "boundary" and cands.area[0] == 8
+    f = dict(zip(FEATURES, cands.features[0]))
+    assert f["thickness"] <= 1.0 and f["boundary_dist"] <= 1.0 and f["ring_suggested"] > 0.3
+
+
+def test_candidate_truth_matches_by_iou():
+    truth = _face()
+    given = truth.copy()
+    given[truth == 2] = 3
+    cands = _candidates(given, truth)
+    assert candidate_truth(cands, given != truth).tolist() == [True]
+    far = np.zeros_like(truth, bool)
+    far[40:50, 40:50] = True
+    assert candidate_truth(cands, far).tolist() == [False]
+    big = np.zeros_like(truth, bool)
+    big[10:50, 10:50] = True  # contains the eye, but IoU 80 / 1600 < 0.3
+    assert candidate_truth(cands, big).tolist() == [False]
+
+
+def test_prior_adjustment_by_hand():
+    p = np.array([0.5, 0.9])
+    assert np.allclose(adjust(p, 0.2, 0.2), p)
+    # odds x (0.01 / 0.99) / (0.1 / 0.9) = x 0.0909...
+    assert adjust(np.array([0.5]), 0.1, 0.01)[0] == pytest.approx(0.0909 / 1.0909, rel=1e-3)
+
+
+def test_em_recovers_the_share_of_errors_of_a_new_split():
+    rng = np.random.default_rng(0)
+    n, true_prior, fit_prior = 40000, 0.05, 0.3
+    y = rng.random(n) < true_prior
+    x = np.where(y, rng.normal(1.0, 1.0, n), rng.normal(-1.0, 1.0, n))
+    lr = np.exp(2 * x)  # N(1, 1) vs N(-1, 1)
+    raw = fit_prior * lr / (fit_prior * lr + 1 - fit_prior)  # exact posteriors at the fit prior
+    est = estimate_prior(histogram(raw), fit_prior)
+    assert est == pytest.approx(true_prior, abs=0.01)
+    moved = adjust(raw, fit_prior, est)
+    assert expected_calibration_error(moved, y) < 0.02
+    assert expected_calibration_error(raw, y) > 0.1  # before the move: far too sure
+
+
+def test_expected_precision_cutoff_and_ece_by_hand():
+    p = np.array([0.99, 0.9, 0.7, 0.5, 0.1])
+    # running means 0.99, 0.945, 0.863, 0.7725, 0.638: the third is the last >= 0.8
+    assert expected_precision_cutoff(p, 0.8) == 0.7
+    assert expected_precision_cutoff(p, 0.995) == float("inf")
+    assert expected_calibration_error(np.full(10, 0.9), np.arange(10) < 5) == pytest.approx(0.4)
+
+
+@pytest.fixture(scope="module")
+def flipped(tmp_path_factory):
+    base = tmp_path_factory.mktemp("calib")
+    root = copy_tree(make_dataset(base / "clean", n=30), base / "data")
+    stem = [r.id for r in open_source("synthetic", root).records("train")][5]
+    assert plant_flip(root, stem, 6, 10) > 20  # the nose painted as hair
+    return root, make_run(base / "run", root), stem
+
+
+def test_calibrated_scan_lists_the_planted_flip_with_a_high_p_error(flipped):
+    from labelaudit.scan import ScanOptions, run_scan
+
+    root, run, stem = flipped
+    oracle = oracle_predictor(root)
+    res = run_scan(ScanOptions(run_dir=run, db_url=str(run / "a.db"), progress=False), predict=oracle)
+    path = calibration_path(run, "csr")
+    assert path.exists() and path.with_suffix(".json").exists() and res.calibration_seconds > 0
+    est = res.estimate
+    assert est is not None and est.n_listed >= 1 and est.expected_precision >= 0.8
+    assert 0.0 < est.prior_split[0] < est.prior_calibration[0]  # 1 flip in 24 images: rarer
+    store = open_db(res.db_url)
+    with store.session() as s:
+        r = s.get(repo.Run, res.run_id)
+        worst = repo.top_images(s, r, 1)[0]
+        assert worst.image.image_relpath == f"train/images/{stem}.jpg"
+        top = repo.findings_for_image(s, r, worst.image_id)[0]
+        assert (top.given_class, top.suggested_class, top.kind) == (10, 6, "flip")
+        assert top.score > 0.8 and worst.label_quality == pytest.approx(
+            np.prod([1 - f.score for f in repo.findings_for_image(s, r, worst.image_id)]), abs=0.2)
+        scores = sorted(f.score for f in repo.iter_findings(s, r))
+        assert np.mean(scores) >= 0.8 and r.progress["estimate"]["n_listed"] == len(scores)
+    store.close()
+    # the second scan reuses the calibration file (not refitted)
+    mtime = path.stat().st_mtime_ns
+    res2 = run_scan(ScanOptions(run_dir=run, db_url=str(run / "b.db"), progress=False), predict=oracle)
+    assert path.stat().st_mtime_ns == mtime and res2.estimate.n_listed == est.n_listed
+
+
+def test_finalising_twice_does_not_move_the_scores_twice(flipped):
+    from labelaudit.scan import ScanOptions
+    from labelaudit.scan import run as scan_run
+
+    root, run, _ = flipped
+    opts = ScanOptions(run_dir=run, db_url=str(run / "c.db"), progress=False, precision=0.0)
+    res = scan_run.run_scan(opts, predict=oracle_predictor(root))
+    store = open_db(res.db_url)
+    with store.session() as s:
+        before = repo.scan_scores(s, s.get(repo.Run, res.run_id))
+    plan = scan_run._plan(opts, store, res.db_url, scan_run.device_named("cpu"),
+                          oracle_predictor(root))
+    plan.run_id = res.run_id
+    again = scan_run._finalise(plan, 0.0)
+    with store.session() as s:
+        assert repo.scan_scores(s, s.get(repo.Run, res.run_id)) == before
+    assert again.n_listed == res.estimate.n_listed
+    store.close()
