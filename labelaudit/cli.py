@@ -471,12 +471,12 @@ def demo(
     out: Annotated[Path, typer.Option(help="Working folder (replaced if it holds an earlier demo).")] = Path("demo-out"),
     n: Annotated[int, typer.Option(help="Generated images (80/10/10 split).")] = 200,
     epochs: Annotated[Optional[int], typer.Option(help="Override the demo preset's epochs.")] = None,
-    accept_above: Annotated[float, typer.Option(help="Auto-accept findings scoring at least this.")] = 0.98,
+    precision: Annotated[float, typer.Option(min=0.0, max=1.0, help="Accept the findings listed at this expected precision (the stand-in reviewer).")] = 0.8,
 ) -> None:
     """The whole loop on generated faces with known noise, on a CPU (about 10 minutes)."""
     from labelaudit.demo import run_demo
 
-    run_demo(out, n=n, epochs=epochs, accept_above=accept_above, echo=typer.echo)
+    run_demo(out, n=n, epochs=epochs, precision=precision, echo=typer.echo)
 
 
 def main() -> None:

@@ -1,8 +1,9 @@
 """`labelaudit report`: the audit and the retrain as pictures and one markdown page.
 
 Writes into `out`: `contact_sheet.png` (worst images: image | given | teacher | suspicion),
-`confusion_pairs.png`, `label_quality_hist.png`, `pr_curve.png` (when clean labels exist) and
-`report.md` with the numbers (before/after validation metrics when a retrained run is given).
+`confusion_pairs.png`, `label_quality_hist.png`, `pr_curve.png` (when clean labels exist),
+`reliability.png` (calibrated scans: p_error against the observed error rate) and `report.md`
+with the numbers (before/after validation metrics when a retrained run is given).
 """
 from __future__ import annotations
 
@@ -185,6 +186,48 @@ def _val(run_dir: str | Path | None) -> dict[str, float]:
     return rep.get("teacher_val") or rep.get("student_val") or {}
 
 
+def calibration_tables(store: Store, run_id: int) -> list[tuple[str, dict]]:
+    """(name, calibration facts) of the calibrations a calibrated scan used (the JSON files
+    beside the fitted models in the training run folder)."""
+    from labelaudit.scan.calibrate import calibration_path
+
+    with store.session() as s:
+        cfg = s.get(Run, run_id).config or {}
+    if cfg.get("scorer") != "calibrated" or not cfg.get("run_dir"):
+        return []
+    n = len(cfg.get("checkpoints", []))
+    paths = [calibration_path(Path(cfg["run_dir"]), cfg.get("teacher", "csr"), k, n).with_suffix(".json")
+             for k in range(n)]
+    return [(p.stem, json.loads(p.read_text())) for p in paths if p.exists()]
+
+
+def reliability_chart(tables: list[tuple[str, dict]], path: Path) -> Path:
+    """Reliability diagram of p_error: mean predicted vs observed error rate per bin, from the
+    calibration's out-of-image cross-validation on the corrupted held-out labels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="perfect")
+    for name, info in tables:
+        t = info.get("cv_reliability") or {}
+        n = np.asarray(t.get("count", []), float)
+        keep = n > 0
+        if keep.any():
+            ax.plot(np.asarray(t["mean_p"])[keep], np.asarray(t["rate"])[keep], marker="o",
+                    label=f"{name} (ECE {info.get('cv_ece', float('nan')):.3f})")
+    ax.set_xlabel("p_error (predicted)")
+    ax.set_ylabel("share that were injected errors")
+    ax.set_title("calibration (held-out labels, cross-validated)")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def make_report(store: Store, out: str | Path, *, run_id: int | None = None,
                 before: str | Path | None = None, after: str | Path | None = None,
                 top: int = 8) -> Report:
@@ -196,9 +239,17 @@ def make_report(store: Store, out: str | Path, *, run_id: int | None = None,
     rep = Report(out, run_id)
     rep.files.append(contact_sheet(store, run_id, out / "contact_sheet.png", k=top))
     rep.files += charts(store, run_id, sm, out)
+    tables = calibration_tables(store, run_id)
+    if tables:
+        rep.files.append(reliability_chart(tables, out / "reliability.png"))
     rep.before, rep.after = _val(before), _val(after)
     lines = [f"# labelaudit report (scan run {run_id})", "",
              f"{sm.n_findings} findings in {sm.n_images} images.", ""]
+    if sm.estimate:
+        e = sm.estimate
+        lines += [f"Estimated label errors in the split: {e['expected_errors']:.0f} (among "
+                  f"{e['n_candidates']} candidate regions). Listed: {e['n_listed']} findings at "
+                  f"expected precision {e['expected_precision']:.2f} (p_error >= {e['cutoff']:.3f}).", ""]
     if rep.before:
         lines += ["| validation (teacher) | mean F1 | mIoU |", "|---|---|---|",
                   f"| before cleaning | {rep.before.get('mean_f1', float('nan')):.2f} | "

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from labelaudit.confidence import ConfidenceStats, self_confidence
 from labelaudit.data.classes import IGNORE_INDEX
 from labelaudit.scan.calibrator import (
-    CalibrationInfo, Calibrator, cross_validated, expected_calibration_error, fit_model,
+    CalibrationInfo, Calibrator, cross_validated, expected_calibration_error, fit_model, reliability,
 )
 from labelaudit.scan.candidates import FEATURES, Candidates, TeacherContext, find_candidates
 from labelaudit.scan.corrupt import corrupt
@@ -139,18 +139,24 @@ def calibrate_teacher(source, size: int, channel_order: str, predict: Predict, k
             cands = find_candidates(probs, noisy, q, pred, top, ctx)
             rows.add(cands, candidate_truth(cands, noisy != label), i)
     x, y, groups = rows.arrays()
-    if y.sum() < 10 or (~y).sum() < 10:
+    if y.sum() < 2 or (~y).sum() < 2:
         raise ValueError(f"{source.root}: too few candidates to calibrate on ({int(y.sum())} "
-                         f"errors, {int((~y).sum())} clean) in {len(dataset)} {opts.split} images")
+                         f"errors, {int((~y).sum())} clean) in {len(dataset)} {opts.split} images; "
+                         "scan with --scorer rules")
     cv = cross_validated(x, y, groups, opts.seed)
+    scored = ~np.isnan(cv)
+    if len(dataset) < 20:
+        log.warning("calibrating on %d %s images only: p_error will be rough", len(dataset), opts.split)
     model = fit_model(x, y, opts.seed)
     import sklearn
     from sklearn.metrics import roc_auc_score
 
     info = CalibrationInfo(teacher, str(checkpoint), opts.split, len(dataset), opts.copies, len(y),
                            int(y.sum()), float(y.mean()), time.perf_counter() - t0,
-                           expected_calibration_error(cv, y), float(roc_auc_score(y, cv)), list(FEATURES),
-                           sklearn.__version__)
+                           expected_calibration_error(cv[scored], y[scored]),
+                           float(roc_auc_score(y[scored], cv[scored]))
+                           if len(np.unique(y[scored])) == 2 else float("nan"),
+                           list(FEATURES), sklearn.__version__, reliability(cv[scored], y[scored]))
     log.info("calibration of %s on %d %s images x %d copies: %d candidates, %d errors, "
              "cv ECE %.3f, cv AUC %.3f, %.1f s", teacher, len(dataset), opts.split, opts.copies,
              len(y), int(y.sum()), info.cv_ece, info.cv_auc, info.seconds)

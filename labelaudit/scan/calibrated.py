@@ -26,7 +26,7 @@ from labelaudit.scan.score import ImageAudit, Region, top_class
 
 log = logging.getLogger(__name__)
 
-FLOOR = 0.02  # raw probabilities below this are counted, not stored
+FLOOR = 0.1  # raw probabilities below this are counted, not stored (a few % after the move)
 
 
 class CalibratedScorer:
