@@ -391,8 +391,10 @@ def decide(
     note: Annotated[Optional[str], typer.Option(help="Free text kept with the decision.")] = None,
     run: RunOpt = None,
     db: DbOpt = None,
+    scan_run: Annotated[Optional[int], typer.Option(help="Scan run the ids must belong to [default: the latest finished].")] = None,
 ) -> None:
     """Record a verdict on findings from the shell (scriptable review)."""
+    from labelaudit.scan.summary import resolve_scan_run
     from labelaudit.store import Finding, open_db, repo
 
     chosen = [v for v, on in (("accept", accept), ("reject", reject), ("relabel", relabel)) if on]
@@ -400,12 +402,17 @@ def decide(
         _fail("give exactly one of --accept, --reject, --relabel")
     store = open_db(_db_url(db, run), must_exist=True)
     try:
+        scan_id = resolve_scan_run(store, scan_run)
         with store.session() as s:  # all ids checked before any is recorded
             found = {fid: s.get(Finding, fid) for fid in findings}
             missing = [str(fid) for fid, f in found.items() if f is None]
             if missing:
                 _fail(f"no finding{'s' if len(missing) > 1 else ''} with id "
                       f"{', '.join(missing)} in {store.location}")
+            other = [f"{fid} (scan run {f.run_id})" for fid, f in found.items() if f.run_id != scan_id]
+            if other:
+                _fail(f"finding{'s' if len(other) > 1 else ''} {', '.join(other)} not in scan run "
+                      f"{scan_id}; pass --scan-run to decide on another scan")
             shown = {fid: f"{f.image.image_relpath} {f.kind}" for fid, f in found.items()}
         for fid in dict.fromkeys(findings):
             with store.session() as s:

@@ -94,3 +94,33 @@ def test_commands_run_inside_a_run_folder_find_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # elsewhere, without --run: runs/latest, which does not exist
     res = runner.invoke(app, ["scan"])
     assert res.exit_code == 2 and "runs/latest" in res.output
+
+
+def test_bench_scans_are_never_the_default_and_decide_checks_the_scan(tmp_path):
+    from scanhelp import oracle_predictor, plant_flip
+
+    from labelaudit.data import open_source
+    from labelaudit.scan import ScanOptions, resolve_scan_run, run_scan
+    from labelaudit.store import Finding, open_db
+
+    root = make_dataset(tmp_path / "data", n=12, size=64)
+    plant_flip(root, open_source("synthetic", root).records("train")[1].id, 6, 10)
+    run = make_run(tmp_path / "run", root)
+    db = str(run / "labelaudit.db")
+    oracle = oracle_predictor(root)
+    mine = run_scan(ScanOptions(run_dir=run, db_url=db, progress=False, scorer="rules"), predict=oracle)
+    bench = run_scan(ScanOptions(run_dir=run, db_url=db, progress=False, scorer="rules",
+                                 purpose="bench"), predict=oracle)
+    store = open_db(db)
+    assert resolve_scan_run(store) == mine.run_id != bench.run_id
+    with store.session() as s:
+        theirs = s.query(Finding.id).filter(Finding.run_id == bench.run_id).first()[0]
+        ours = s.query(Finding.id).filter(Finding.run_id == mine.run_id).first()[0]
+    store.close()
+    res = runner.invoke(app, ["decide", str(theirs), "--accept", "--run", str(run)])
+    assert res.exit_code == 2 and f"not in scan run {mine.run_id}" in res.output
+    res = runner.invoke(app, ["decide", str(ours), "--accept", "--run", str(run)])
+    assert res.exit_code == 0 and f"finding {ours}" in res.output
+    res = runner.invoke(app, ["decide", str(theirs), "--reject", "--run", str(run),
+                              "--scan-run", str(bench.run_id)])
+    assert res.exit_code == 0, res.output

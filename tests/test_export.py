@@ -24,7 +24,8 @@ def scanned(tmp_path):
     stems = [r.id for r in open_source("synthetic", root).records("train")]
     plant_flip(root, stems[2], NOSE, HAIR)
     run = make_run(tmp_path / "run", root)
-    res = run_scan(ScanOptions(run_dir=run, db_url=str(tmp_path / "a.db"), progress=False),
+    res = run_scan(ScanOptions(run_dir=run, db_url=str(tmp_path / "a.db"), progress=False,
+                               scorer="rules"),  # export mechanics; calibration: test_scan_calibrated
                    predict=oracle_predictor(root))
     store = open_db(res.db_url)
     yield root, store, res.run_id, stems[2]
@@ -116,7 +117,8 @@ def test_celebamask_round_trip_restores_the_part_masks(tmp_path):
     before = {p.relative_to(root): p.read_bytes() for p in anno.rglob("*.png")}
 
     run = make_run(tmp_path / "run", root)
-    res = run_scan(ScanOptions(run_dir=run, db_url=str(tmp_path / "c.db"), progress=False),
+    res = run_scan(ScanOptions(run_dir=run, db_url=str(tmp_path / "c.db"), progress=False,
+                               scorer="rules"),  # export mechanics; calibration: test_scan_calibrated
                    predict=oracle_predictor(root))
     store = open_db(res.db_url)
     names = src.classes.names

@@ -59,7 +59,8 @@ def scanned(fiftyone_home, tmp_path_factory):
     plant_flip(root, stems[4], NOSE, HAIR)
     run = make_run(base / "run", root)
     db = str(base / "r.db")
-    res = run_scan(ScanOptions(run_dir=run, db_url=db, progress=False), predict=oracle_predictor(root))
+    res = run_scan(ScanOptions(run_dir=run, db_url=db, progress=False, scorer="rules"),  # review mechanics
+                   predict=oracle_predictor(root))
     store = open_db(db)
     yield store, res.run_id, stems[4], root, run, db
     store.close()

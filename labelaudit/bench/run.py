@@ -315,7 +315,7 @@ def run_bench(run_dir: str | Path, teachers: tuple[str, ...] = ("csr", "dml"), *
             opts = ScanOptions(run_dir=run_dir, split=split, teacher=name, tta=tta, db_url=db_url,
                                root=Path(root) if root else None, batch_size=batch_size,
                                limit=limit, resume=False, progress=progress, scorer=scorer,
-                               precision=0.0)
+                               precision=0.0, purpose="bench")
             res = run_scan(opts, on_image=on_image)
             ours = _from_store(res.db_url, res.run_id, seen, listed_only=scorer == "calibrated")
             ours.seconds = res.own_seconds

@@ -63,6 +63,7 @@ class ScanOptions:
     precision: float = 0.8  # calibrated: list the findings whose expected precision meets this
     calibration: CalibrationOptions = field(default_factory=CalibrationOptions)
     recalibrate: bool = False  # fit the calibration again even when the run folder has one
+    purpose: str = "audit"  # "bench": a benchmark's scan, never the default of review / export
 
 
 @dataclass
@@ -144,7 +145,7 @@ def _scan_config(opts: ScanOptions, teachers: TeacherSet) -> dict[str, Any]:
     """The part of the options that defines "the same scan" (a resume must match it)."""
     return {"run_dir": str(Path(opts.run_dir).resolve()), "split": opts.split, "tta": opts.tta,
             "labels_dir": str(opts.labels_dir) if opts.labels_dir else None, "limit": opts.limit,
-            "scorer": opts.scorer,
+            "scorer": opts.scorer, "purpose": opts.purpose,
             **({"params": vars(opts.params)} if opts.scorer == "rules" else
                {"precision": opts.precision}),
             **describe(teachers)}

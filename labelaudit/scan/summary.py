@@ -44,16 +44,21 @@ class ScanSummary:
 
 
 def resolve_scan_run(store: Store, run_id: int | None = None) -> int:
-    """`run_id`, or the latest finished scan run in the store; clear error when there is none."""
+    """`run_id`, or the latest finished scan run in the store that is not a benchmark's
+    (`labelaudit bench` scans are chosen by id only); clear error when there is none."""
     with store.session() as s:
         if run_id is not None:
             run = s.get(Run, run_id)
             if run is None or run.kind != "scan":
                 raise LookupError(f"{store.location}: no scan run with id {run_id}")
             return run.id
-        run = repo.latest_run(s, "scan", status="done")
+        runs = s.scalars(select(Run).where(Run.kind == "scan", Run.status == "done")
+                         .order_by(Run.started_at.desc(), Run.id.desc())).all()
+        run = next((r for r in runs if (r.config or {}).get("purpose") != "bench"), None)
         if run is None:
-            raise LookupError(f"{store.location}: no finished scan; run `labelaudit scan` first")
+            hint = (f" (only benchmark scans: pass a scan run id, e.g. {runs[0].id})" if runs else
+                    "; run `labelaudit scan` first")
+            raise LookupError(f"{store.location}: no finished scan{hint}")
         return run.id
 
 
