@@ -29,7 +29,7 @@ from labelaudit.scan.layout import ScanMaps
 from labelaudit.scan.score import ConfidenceStats, ImageAudit, ScanParams, audit_image
 from labelaudit.scan.teachers import TeacherSet, describe, load_teachers
 from labelaudit.store import (
-    Dataset, FindingRecord, Image, ImageResult, ImageRow, Run, Store, default_db_url, open_db, repo,
+    Dataset, FindingRecord, ImageResult, ImageRow, Run, Store, default_db_url, open_db, repo,
 )
 
 log = logging.getLogger(__name__)
@@ -320,15 +320,12 @@ class ScanWriter:
                                [FindingRecord(r.given, r.suggested, r.kind, r.score, r.area, r.bbox, r.mask)
                                 for r in im.audit.regions], im.audit.mean_self_confidence)
                    for im in scored]
+        progress = {"class_pixels": self.class_pixels.tolist(), "bad_inputs": self.bad_inputs,
+                    **({"p_hist": [h.tolist() for h in self.scorer.hist]} if self.scorer else {})}
+        frames = {im.image_id: im.label.shape[:2] for im in scored}  # the label frame, for masks
         with self.store.session() as s:
-            run = s.get(Run, self.run_id)
-            for im in scored:
-                row = s.get(Image, im.image_id)
-                if row is not None and row.width is None:  # the label frame, for masks
-                    row.height, row.width = (int(v) for v in im.label.shape[:2])
-            run.progress = {"class_pixels": self.class_pixels.tolist(), "bad_inputs": self.bad_inputs,
-                            **({"p_hist": [h.tolist() for h in self.scorer.hist]} if self.scorer else {})}
-            return repo.write_scan_batch(s, run, results)  # commits
+            return repo.write_scan_batch(s, s.get(Run, self.run_id), results, progress=progress,
+                                         frames=frames)  # one write transaction
 
 
 def run_scan(opts: ScanOptions, on_image: ImageHook | None = None,

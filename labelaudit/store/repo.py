@@ -268,12 +268,16 @@ def _finding_row(run: Run, image_id: int, rec: FindingRecord) -> Finding:
 
 def write_scan_batch(
     session: Session, run: Run, batch: Sequence[ImageResult], *, carry: bool = True,
+    progress: dict[str, Any] | None = None, frames: dict[int, tuple[int, int]] | None = None,
 ) -> int:
     """Store a batch of scan results in ONE transaction; returns how many images were new.
 
     Idempotent: images this run already scored are skipped whole (score and findings), so a
     resumed scan can rewrite a batch without duplicates. With ``carry``, decisions made on the
     same findings in earlier runs are inherited by the new findings (see ``carry_decisions``).
+    In the same transaction: the run's ``progress`` replaced when given, and the label frame
+    (height, width) of each image in ``frames`` that has none yet. Everything is written after
+    the write lock is taken, so other writers of a SQLite store only make it wait.
     """
     if run.kind != "scan":
         raise ValueError(f"write_scan_batch needs a scan run; run {run.id} is a {run.kind} run")
@@ -281,6 +285,12 @@ def write_scan_batch(
     if len(set(ids)) != len(ids):
         raise ValueError("write_scan_batch: the same image appears twice in one batch")
     with _transaction(session):
+        if progress is not None:
+            session.get(Run, run.id).progress = progress
+        for image_id, (h, w) in (frames or {}).items():
+            row = session.get(Image, image_id)
+            if row is not None and row.width is None:
+                row.height, row.width = int(h), int(w)
         done = set()
         for chunk in _chunks(ids):
             done.update(session.scalars(select(ImageScore.image_id).where(
