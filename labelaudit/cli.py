@@ -269,7 +269,7 @@ def calibrate(
     run: RunOpt = None,
     teacher: Annotated[Teacher, typer.Option(help="Which network to calibrate (auto: folds if trained, else CSR teacher).")] = Teacher.auto,
     split: Annotated[Split, typer.Option(help="Held-out split whose labels are corrupted in known ways.")] = Split.val,
-    copies: Annotated[int, typer.Option(min=1, help="Corrupted copies of each image's labels.")] = 24,
+    copies: Annotated[Optional[int], typer.Option(min=1, help="Corrupted copies of each image's labels [default: about 960 maps in all, 2-24 per image].")] = None,
     limit: Annotated[int, typer.Option(min=1, help="Use at most N images of the split.")] = 400,
     seed: Annotated[int, typer.Option(help="Seed of the corruptions.")] = 0,
     root: Annotated[Optional[Path], typer.Option(help="Dataset root, if it moved since training.")] = None,

@@ -233,8 +233,8 @@ def make_report(store: Store, out: str | Path, *, run_id: int | None = None,
                 top: int = 8) -> Report:
     """Pictures + report.md for scan `run_id` (default latest); `before`/`after` are train runs."""
     out = Path(out)
+    run_id = resolve_scan_run(store, run_id)  # before any folder is made: a failure leaves none
     out.mkdir(parents=True, exist_ok=True)
-    run_id = resolve_scan_run(store, run_id)
     sm = summarize(store, run_id, top)
     rep = Report(out, run_id)
     rep.files.append(contact_sheet(store, run_id, out / "contact_sheet.png", k=top))

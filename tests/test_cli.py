@@ -26,6 +26,7 @@ def test_scan_export_report_chain(tmp_path):
                               "--out", str(tmp_path / "csv"), "--top", "3"])
     assert res.exit_code == 0, res.output
     assert "5 images scored" in res.output and "Worst labels first" in res.output
+    assert "estimated label errors in the split" in res.output  # the calibrated scorer's summary
     rows = list(csv.DictReader(open(tmp_path / "csv" / "images.csv")))
     assert len(rows) == 5 and all(r["image"].startswith("train/images/") for r in rows)
     bad = runner.invoke(app, ["export", "--db", db, "--out", str(root / "inside")])
@@ -35,6 +36,7 @@ def test_scan_export_report_chain(tmp_path):
     rep = runner.invoke(app, ["report", "--db", db, "--run", str(run), "--out", str(tmp_path / "rep")])
     assert rep.exit_code == 0, rep.output
     assert (tmp_path / "rep" / "contact_sheet.png").exists()
+    assert (tmp_path / "rep" / "reliability.png").exists()  # the scan's calibration, drawn
 
 
 def test_scan_of_a_missing_run_names_the_file(tmp_path):
@@ -48,6 +50,8 @@ def test_export_without_a_scan_says_so(tmp_path):
     open_db(tmp_path / "empty.db").close()
     res = runner.invoke(app, ["export", "--db", f"sqlite:///{tmp_path}/empty.db", "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "no finished scan" in res.output
+    res = runner.invoke(app, ["report", "--db", f"sqlite:///{tmp_path}/empty.db", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "no finished scan" in res.output and not (tmp_path / "r").exists()
 
 
 def test_reading_commands_leave_no_empty_store_behind(tmp_path):

@@ -1,14 +1,14 @@
 """`labelaudit calibrate`: fit the scorer of one teacher on one dataset, without clean labels.
 
 The teacher scores a held-out split (val by default: images it never trained on). Each image's
-given labels are copied `copies` times, each copy corrupted in known ways (`scan.corrupt`);
-every candidate region of every copy (`scan.candidates`) becomes a row of features, labelled
-by whether it matches an injected error (IoU >= 0.3 with a connected region of changed pixels,
-the benchmark's own matching rule). A gradient-boosted model is fitted on the rows and stored in
+given labels are copied (24 times for 40 images: about 960 maps in all), each copy corrupted in
+known ways (`scan.corrupt`); every candidate region of every copy (`scan.candidates`) becomes a
+row of features, labelled by whether it matches an injected error (IoU >= 0.3 with a connected
+region of changed pixels, the benchmark's own matching rule). A gradient-boosted model is fitted on the rows and stored in
 the run folder (`calibration/<teacher>[-k].pkl` + `.json`); its out-of-image cross-validated
 ECE and AUC are kept with it. Pre-existing errors of the held-out labels count as clean here,
-which makes the model slightly cautious. Streams batch by batch: memory does not grow with the
-split.
+which makes the model slightly cautious. Up to 64 images are kept in memory; a larger
+split is read twice (thresholds and confusion first, then the copies), so memory stays flat.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from labelaudit.scan.score import top_class
 
 log = logging.getLogger(__name__)
 
+MAPS = 960  # corrupted label maps a calibration aims at (24 copies of 40 val images)
 MATCH_IOU = 0.3  # a candidate is an error when it overlaps an injected error region this much
 FOLDER = "calibration"
 
@@ -39,7 +40,7 @@ FOLDER = "calibration"
 @dataclass
 class CalibrationOptions:
     split: str = "val"
-    copies: int = 24  # corrupted copies of each image's labels
+    copies: int | None = None  # corrupted copies per image; None: about MAPS maps in all (2-24)
     limit: int | None = 400  # images of the split used at most
     seed: int = 0
     batch_size: int = 8
@@ -129,11 +130,12 @@ def calibrate_teacher(source, size: int, channel_order: str, predict: Predict, k
         confusion += np.bincount(label[valid].astype(np.int64) * c + probs.argmax(0)[valid],
                                  minlength=c * c).reshape(c, c)
     ctx = teacher_context(stats, confusion, pairs)
+    copies = opts.copies or int(np.clip(np.ceil(MAPS / len(dataset)), 2, 24))
     rng = np.random.default_rng(opts.seed)
     rows = _Rows()
     for i, (probs, label) in enumerate(held if held is not None else _held_out(dataset, predict, k, opts)):
         pred, top = top_class(probs)
-        for _ in range(opts.copies):
+        for _ in range(copies):
             noisy, _ = corrupt(label, rng, c, pairs)
             q = self_confidence(probs, noisy)
             cands = find_candidates(probs, noisy, q, pred, top, ctx)
@@ -151,14 +153,14 @@ def calibrate_teacher(source, size: int, channel_order: str, predict: Predict, k
     import sklearn
     from sklearn.metrics import roc_auc_score
 
-    info = CalibrationInfo(teacher, str(checkpoint), opts.split, len(dataset), opts.copies, len(y),
+    info = CalibrationInfo(teacher, str(checkpoint), opts.split, len(dataset), copies, len(y),
                            int(y.sum()), float(y.mean()), time.perf_counter() - t0,
                            expected_calibration_error(cv[scored], y[scored]),
                            float(roc_auc_score(y[scored], cv[scored]))
                            if len(np.unique(y[scored])) == 2 else float("nan"),
                            list(FEATURES), sklearn.__version__, reliability(cv[scored], y[scored]))
     log.info("calibration of %s on %d %s images x %d copies: %d candidates, %d errors, "
-             "cv ECE %.3f, cv AUC %.3f, %.1f s", teacher, len(dataset), opts.split, opts.copies,
+             "cv ECE %.3f, cv AUC %.3f, %.1f s", teacher, len(dataset), opts.split, copies,
              len(y), int(y.sum()), info.cv_ece, info.cv_auc, info.seconds)
     return Calibrator(model, info, ctx)
 
