@@ -226,7 +226,7 @@ class Teacher(str, Enum):
 def scan(
     run: RunOpt = None,
     split: Annotated[Split, typer.Option(help="Split to audit.")] = Split.train,
-    top: Annotated[int, typer.Option(help="Print the N worst images.")] = 20,
+    top: Annotated[int, typer.Option(min=0, help="Print the N worst images.")] = 20,
     db: DbOpt = None,
     out: Annotated[Optional[Path], typer.Option(help="Also write images.csv, findings.csv and region masks here.")] = None,
     tta: Annotated[bool, typer.Option(help="Average with the mirrored image (left/right classes swapped).")] = False,
@@ -453,7 +453,7 @@ def report(
     out: Annotated[Path, typer.Option(help="Folder for report.md and its pictures.")] = Path("report"),
     scan_run: Annotated[Optional[int], typer.Option(help="Scan run id [default: the latest finished].")] = None,
     after: Annotated[Optional[Path], typer.Option(help="Run directory retrained on the exported labels.")] = None,
-    top: Annotated[int, typer.Option(help="Worst images on the contact sheet.")] = 8,
+    top: Annotated[int, typer.Option(min=1, help="Worst images on the contact sheet.")] = 8,
 ) -> None:
     """Contact sheet of the worst images, confusion pairs, score histogram, PR curve, before/after."""
     from labelaudit.report import make_report

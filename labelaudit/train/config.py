@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from labelaudit.data.formats import KINDS as DATASET_KINDS
+
 
 @dataclass
 class ModelConfig:
@@ -191,7 +193,26 @@ def _merge(obj: Any, values: dict[str, Any], where: str) -> None:
                 raise ValueError(f"{where}: [{key}] must be a table")
             _merge(current, value, f"{where}.{key}")
         else:
-            setattr(obj, key, value)
+            setattr(obj, key, _typed(value, str(names[key].type), f"{where}: {key}"))
+
+
+_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "bool": (bool,),
+                                       "str": (str,)}
+
+
+def _typed(value: Any, annotation: str, where: str) -> Any:
+    """`value` checked against a field's annotation ("int", "float | None", ...); ints are
+    accepted for floats (and become floats), nothing else is converted (`"no"` is no bool)."""
+    kinds = [k.strip() for k in annotation.split("|")]
+    if value is None and "None" in kinds:
+        return None
+    for k in kinds:
+        allowed = _TYPES.get(k)
+        if allowed is None:
+            return value  # a type this check does not know: taken as given
+        if isinstance(value, allowed) and not (isinstance(value, bool) and k != "bool"):
+            return float(value) if k == "float" else value
+    raise ValueError(f"{where} = {value!r}: expected {annotation.replace('|', 'or')}")
 
 
 def load_config(preset_name: str = "paper", toml_path: str | Path | None = None,
@@ -227,8 +248,42 @@ def load_config(preset_name: str = "paper", toml_path: str | Path | None = None,
     return cfg
 
 
+_POSITIVE = {"model": ("width",), "data": ("size", "scale_min", "scale_max"),
+             "schedule": ("epochs", "batch_size", "lr", "cycles", "cycle_epochs", "cycle_lr_max",
+                          "edge_width")}
+_NON_NEGATIVE = {"data": ("rotation", "workers"),
+                 "schedule": ("momentum", "weight_decay", "poly_power", "cycle_lr_min")}
+_CHOICES = {"model": {"abn": ("auto", "torch", "inplace"), "conva_kernel": (1, 3)},
+            "data": {"channel_order": ("rgb", "bgr"), "on_bad": ("raise", "skip"),
+                     "dataset": DATASET_KINDS}}
+
+
+def _check_ranges(cfg: TrainConfig) -> None:
+    for part, names in _POSITIVE.items():
+        for n in names:
+            if getattr(getattr(cfg, part), n) <= 0:
+                raise ValueError(f"{part}.{n}={getattr(getattr(cfg, part), n)}: must be > 0")
+    for part, names in _NON_NEGATIVE.items():
+        for n in names:
+            if getattr(getattr(cfg, part), n) < 0:
+                raise ValueError(f"{part}.{n}={getattr(getattr(cfg, part), n)}: must be >= 0")
+    for part, table in _CHOICES.items():
+        for n, allowed in table.items():
+            v = getattr(getattr(cfg, part), n)
+            if v not in allowed:
+                raise ValueError(f"{part}.{n}={v!r}: choose one of {', '.join(map(str, allowed))}")
+    d = cfg.data
+    if d.scale_max < d.scale_min:
+        raise ValueError(f"data.scale_max={d.scale_max} is below data.scale_min={d.scale_min}")
+    if d.size < 32:
+        raise ValueError(f"data.size={d.size}: at least 32 px (the network's stride is 8)")
+    if cfg.schedule.bn_batches is not None and cfg.schedule.bn_batches < 1:
+        raise ValueError(f"schedule.bn_batches={cfg.schedule.bn_batches}: at least 1, or unset")
+
+
 def validate(cfg: TrainConfig) -> None:
     """Reject settings that cannot work, with the setting's name in the message."""
+    _check_ranges(cfg)
     s = cfg.schedule
     if not 0 <= s.csr_start < s.epochs:
         raise ValueError(f"schedule.csr_start={s.csr_start} must lie in [0, epochs={s.epochs})")

@@ -1,0 +1,39 @@
+"""The training config is checked by type and range before any work, naming the setting."""
+from __future__ import annotations
+
+import pytest
+
+from labelaudit.train import load_config
+
+
+def _toml(tmp_path, text: str):
+    p = tmp_path / "c.toml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("text, named", [
+    ('[schedule]\nbatch_size = "eight"\n', "batch_size"),
+    ('[schedule]\nlr = "fast"\n', "lr"),
+    ('[model]\nwidth = "wide"\n', "width"),
+    ('[data]\nflip = "no"\n', "flip"),
+    ('[data]\nsize = -64\n', "data.size"),
+    ('[data]\nsize = 16\n', "data.size"),
+    ('[schedule]\nbatch_size = 0\n', "schedule.batch_size"),
+    ('[schedule]\nweight_decay = -1.0\n', "schedule.weight_decay"),
+    ('[model]\nabn = "fast"\n', "model.abn"),
+    ('[data]\ndataset = "coco"\n', "data.dataset"),
+    ('[data]\nscale_min = 1.5\nscale_max = 1.0\n', "scale_max"),
+    ('[schedule]\nepochs = 1.5\n', "epochs"),
+])
+def test_bad_settings_are_named(tmp_path, text, named):
+    with pytest.raises(ValueError, match=named):
+        load_config("cpu-tiny", _toml(tmp_path, text))
+
+
+def test_good_settings_pass_and_ints_become_floats(tmp_path):
+    cfg = load_config("cpu-tiny", _toml(tmp_path, '[schedule]\nlr = 1\n[data]\nflip = false\n'))
+    assert cfg.schedule.lr == 1.0 and isinstance(cfg.schedule.lr, float) and cfg.data.flip is False
+    assert load_config("cpu").data.size == 128  # every preset passes its own checks
+    for name in ("paper", "demo", "cpu-tiny"):
+        load_config(name)
