@@ -60,6 +60,9 @@ class MethodScores:
     # --precision LIST_TARGET (calibrated), with its expected precision (mean p_error)
     n_listed: int = 0
     listed_expected_precision: float = float("nan")
+    # calibrated: the scan's estimate of the number of errors vs the true corrupted regions
+    estimated_errors: float = float("nan")
+    true_regions: int = 0
 
 
 @dataclass
@@ -132,6 +135,7 @@ class _Accumulator:
         self.type_ap: dict[int, PixelAP] = {}
         self.seconds = 0.0
         self.listed_cutoff = -np.inf  # region P / R of the findings scoring >= this
+        self.estimated_errors = float("nan")
 
     def update(self, image_score: float, flagged: np.ndarray, pixel_score: np.ndarray,
                regions: list[np.ndarray], tmap: np.ndarray, valid: np.ndarray,
@@ -156,7 +160,8 @@ class _Accumulator:
         s = np.asarray(self.image_scores)
         noisy = np.asarray([bool(t) for t in self.image_types])
         k = int(noisy.sum())
-        out = MethodScores(seconds=self.seconds)
+        out = MethodScores(seconds=self.seconds, estimated_errors=self.estimated_errors,
+                           true_regions=len(self.regions.truths))
         if 0 < k < len(s):
             out.image_ap = average_precision(s, noisy)
             out.image_auroc = auroc(s, noisy)
@@ -265,6 +270,8 @@ def _from_store(db_url: str, run_id: int, seen: dict[int, tuple], listed_only: b
     try:
         with store.session() as s:
             run = s.get(Run, run_id)
+            acc.estimated_errors = float(((run.progress or {}).get("estimate") or {})
+                                         .get("expected_errors", float("nan")))
             quality = dict(s.query(ImageScore.image_id, ImageScore.label_quality)
                            .filter(ImageScore.run_id == run_id).all())
             found = {i: repo.findings_for_image(s, run, i) for i in seen}
@@ -351,12 +358,15 @@ def markdown(report: BenchReport) -> str:
                          f"{_f(s.part_recall_at_p80)} | {_f(s.pixel_precision)} | {_f(s.pixel_recall)} | "
                          f"{_f(s.pixel_f1)} | {_f(s.pixel_ap)} |")
     lines += ["", f"| teacher | method | ECE of the scores | findings in region P / R | "
-                  f"expected P (list at {LIST_TARGET}) | measured P |", "|---|---|---|---|---|---|"]
+                  f"expected P (list at {LIST_TARGET}) | measured P | estimated errors | "
+                  "true corrupted regions |", "|---|---|---|---|---|---|---|---|"]
     for t in report.teachers:
         for m, s in t.methods.items():
             if m != "cleanlab":
+                est = "n/a" if np.isnan(s.estimated_errors) else f"{s.estimated_errors:.0f}"
                 lines.append(f"| {t.teacher} | {m} | {_f(s.ece)} | {s.n_listed} | "
-                             f"{_f(s.listed_expected_precision)} | {_f(s.region_precision)} |")
+                             f"{_f(s.listed_expected_precision)} | {_f(s.region_precision)} | "
+                             f"{est} | {s.true_regions} |")
     lines += ["", "| teacher | method | noise type | images | image AP | region recall | "
                   f"recall < 50 px | recall >= 50 px | pixel recall | pixel AP |",
               "|---|---|---|---|---|---|---|---|---|---|"]

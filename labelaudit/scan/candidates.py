@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import ndimage
 from skimage.measure import label as connected_regions
 
 from labelaudit.confidence import class_index
@@ -90,29 +89,35 @@ def find_candidates(probs: np.ndarray, label: np.ndarray, q: np.ndarray, pred: n
     inside = flat > 0
     key = flat[inside] - 1
     area = np.bincount(key, minlength=n).astype(np.float64)
+    px = np.flatnonzero(inside)  # the candidates' pixels: every per-pixel quantity below is theirs
 
     def mean_of(values: np.ndarray) -> np.ndarray:
-        return np.bincount(key, weights=values.ravel()[inside], minlength=n) / area
+        return np.bincount(key, weights=values, minlength=n) / area
 
+    def extreme(values: np.ndarray, ufunc, start: float) -> np.ndarray:
+        out = np.full(n, start)
+        ufunc.at(out, key, values)
+        return out
+
+    q_in, top_in, pred_in, g_in = q.ravel()[px], top.ravel()[px], pred.ravel()[px], g_all.ravel()[px]
     first = np.zeros(n, np.int64)
-    first[key[::-1]] = np.flatnonzero(inside)[::-1]  # any pixel of each candidate
-    given, sugg = g_all.ravel()[first], pred.ravel()[first]
-    index = np.arange(1, n + 1)
-    q_min = np.asarray(ndimage.minimum(q, ids, index), np.float64)
-    entropy = -(probs * np.log(np.clip(probs, 1e-12, 1.0))).sum(0) / np.log(c)
-    confident = (top >= ctx.thresholds[pred]) | ((q <= 1.0 - ctx.thresholds[g_all]) & (top >= 0.5))
-    cov_g = _coverage(ids, key, inside, g_all, area, n)
-    cov_s = _coverage(ids, key, inside, pred, area, n)
+    first[key[::-1]] = np.arange(len(key))[::-1]  # one pixel of each candidate
+    given, sugg = g_in[first], pred_in[first]
+    p_in = probs.reshape(c, -1)[:, px]
+    entropy = -(p_in * np.log(np.clip(p_in, 1e-12, 1.0))).sum(0) / np.log(c)
+    confident = (top_in >= ctx.thresholds[pred_in]) | ((q_in <= 1.0 - ctx.thresholds[g_in]) & (top_in >= 0.5))
+    cov_g = _coverage(key, inside, g_all, area, n)
+    cov_s = _coverage(key, inside, pred, area, n)
     ring_g, ring_s = _ring_fractions(ids, g_all, given, sugg, n)
     class_px = np.bincount(g_all[valid].ravel(), minlength=c).astype(np.float64)
-    thick = _thickness(ids, n)
+    thick = extreme(_inner_distance(ids).ravel()[px], np.maximum, 0.0)
     side = float(np.sqrt(label.size))
     feats = np.stack([
         np.log(area), area / max(1, int(valid.sum())), area / np.maximum(class_px[given], 1.0),
         thick, thick / side,
-        mean_of(q), q_min, mean_of((q < 0.1).astype(np.float32)), mean_of(top),
-        mean_of(top - q), mean_of(entropy), mean_of(confident.astype(np.float32)),
-        cov_g, cov_s, ring_g, ring_s, mean_of(_boundary_distance(label)),
+        mean_of(q_in), extreme(q_in, np.minimum, 1.0), mean_of((q_in < 0.1).astype(np.float64)),
+        mean_of(top_in), mean_of(top_in - q_in), mean_of(entropy), mean_of(confident.astype(np.float64)),
+        cov_g, cov_s, ring_g, ring_s, mean_of(_boundary_distance(label).ravel()[px]),
         ctx.thresholds[given], ctx.thresholds[sugg], ctx.confusion[given, sugg],
         ctx.mirror[given, sugg].astype(np.float64),
     ], axis=1).astype(np.float32)
@@ -130,8 +135,8 @@ def _kind(cover_given: float, cover_suggested: float) -> str:
     return "boundary"
 
 
-def _coverage(ids: np.ndarray, key: np.ndarray, inside: np.ndarray, class_map: np.ndarray,
-              area: np.ndarray, n: int) -> np.ndarray:
+def _coverage(key: np.ndarray, inside: np.ndarray, class_map: np.ndarray, area: np.ndarray,
+              n: int) -> np.ndarray:
     """Per candidate: its area over the total size of the class_map parts it lies in (all its
     pixels share one class of class_map, so these parts are of that class)."""
     parts = connected_regions(class_map, background=-1, connectivity=2).ravel()
@@ -155,15 +160,14 @@ def _ring_fractions(ids: np.ndarray, label: np.ndarray, given: np.ndarray, sugg:
             np.bincount(owner, weights=lab == sugg[owner], minlength=n) / total)
 
 
-def _thickness(ids: np.ndarray, n: int) -> np.ndarray:
-    """Per candidate: the largest distance (px) from one of its pixels to its outline, where
-    touching candidates count as outside."""
+def _inner_distance(ids: np.ndarray) -> np.ndarray:
+    """(H, W) distance (px) from each candidate pixel to its candidate's outline, where touching
+    candidates count as outside (a candidate's thickness is its largest value)."""
     f = ids.astype(np.float32)
     grown = cv2.dilate(f, np.ones((3, 3), np.uint8))
     shrunk = cv2.erode(np.where(ids > 0, f, _BIG), np.ones((3, 3), np.uint8))
     core = (ids > 0) & (grown == f) & ((shrunk == f) | (shrunk == _BIG))
-    dist = cv2.distanceTransform(core.astype(np.uint8), cv2.DIST_L2, 3)
-    return np.asarray(ndimage.maximum(dist, ids, np.arange(1, n + 1)), np.float64)
+    return cv2.distanceTransform(core.astype(np.uint8), cv2.DIST_L2, 3)
 
 
 def _boundary_distance(label: np.ndarray) -> np.ndarray:
