@@ -120,49 +120,66 @@ def calibrate_teacher(source, size: int, channel_order: str, predict: Predict, k
         dataset.records = dataset.records[:opts.limit]
     if not dataset.records:
         raise ValueError(f"{source.root}: the {opts.split} split has no images to calibrate on")
-    c = source.classes.num_classes
-    pairs = source.classes.flip_pairs
+    if len(dataset) < 20:
+        log.warning("calibrating on %d %s images only: p_error will be rough", len(dataset), opts.split)
     held = list(_held_out(dataset, predict, k, opts)) if len(dataset) <= 64 else None
-    stats, confusion = ConfidenceStats(c), np.zeros((c, c))
-    for probs, label in (held if held is not None else _held_out(dataset, predict, k, opts)):
-        stats.update(probs, label)
-        valid = label != IGNORE_INDEX
-        confusion += np.bincount(label[valid].astype(np.int64) * c + probs.argmax(0)[valid],
-                                 minlength=c * c).reshape(c, c)
-    ctx = teacher_context(stats, confusion, pairs)
+
+    def images():
+        return held if held is not None else _held_out(dataset, predict, k, opts)
+
+    ctx = _context(images(), source.classes)
     copies = opts.copies or int(np.clip(np.ceil(MAPS / len(dataset)), 2, 24))
-    rng = np.random.default_rng(opts.seed)
-    rows = _Rows()
-    for i, (probs, label) in enumerate(held if held is not None else _held_out(dataset, predict, k, opts)):
-        pred, top = top_class(probs)
-        for _ in range(copies):
-            noisy, _ = corrupt(label, rng, c, pairs)
-            q = self_confidence(probs, noisy)
-            cands = find_candidates(probs, noisy, q, pred, top, ctx)
-            rows.add(cands, candidate_truth(cands, noisy != label), i)
-    x, y, groups = rows.arrays()
+    x, y, groups = _rows(images(), ctx, source.classes, copies, np.random.default_rng(opts.seed))
     if y.sum() < 2 or (~y).sum() < 2:
         raise ValueError(f"{source.root}: too few candidates to calibrate on ({int(y.sum())} "
                          f"errors, {int((~y).sum())} clean) in {len(dataset)} {opts.split} images; "
                          "scan with --scorer rules")
-    cv = cross_validated(x, y, groups, opts.seed)
-    scored = ~np.isnan(cv)
-    if len(dataset) < 20:
-        log.warning("calibrating on %d %s images only: p_error will be rough", len(dataset), opts.split)
-    model = fit_model(x, y, opts.seed)
+    model, (ece, auc, table) = fit_model(x, y, opts.seed), _cross_validated_facts(x, y, groups, opts.seed)
     import sklearn
-    from sklearn.metrics import roc_auc_score
 
     info = CalibrationInfo(teacher, str(checkpoint), opts.split, len(dataset), copies, len(y),
-                           int(y.sum()), float(y.mean()), time.perf_counter() - t0,
-                           expected_calibration_error(cv[scored], y[scored]),
-                           float(roc_auc_score(y[scored], cv[scored]))
-                           if len(np.unique(y[scored])) == 2 else float("nan"),
-                           list(FEATURES), sklearn.__version__, reliability(cv[scored], y[scored]))
+                           int(y.sum()), float(y.mean()), time.perf_counter() - t0, ece, auc,
+                           list(FEATURES), sklearn.__version__, table)
     log.info("calibration of %s on %d %s images x %d copies: %d candidates, %d errors, "
              "cv ECE %.3f, cv AUC %.3f, %.1f s", teacher, len(dataset), opts.split, copies,
              len(y), int(y.sum()), info.cv_ece, info.cv_auc, info.seconds)
     return Calibrator(model, info, ctx)
+
+
+def _context(images, classes) -> TeacherContext:
+    """Per-class thresholds and the teacher's confusion on the given labels."""
+    c = classes.num_classes
+    stats, confusion = ConfidenceStats(c), np.zeros((c, c))
+    for probs, label in images:
+        stats.update(probs, label)
+        valid = label != IGNORE_INDEX
+        confusion += np.bincount(label[valid].astype(np.int64) * c + probs.argmax(0)[valid],
+                                 minlength=c * c).reshape(c, c)
+    return teacher_context(stats, confusion, classes.flip_pairs)
+
+
+def _rows(images, ctx: TeacherContext, classes, copies: int, rng: np.random.Generator
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features, is an injected error, image index) of every candidate of every corrupted copy."""
+    rows = _Rows()
+    for i, (probs, label) in enumerate(images):
+        pred, top = top_class(probs)
+        for _ in range(copies):
+            noisy, _ = corrupt(label, rng, classes.num_classes, classes.flip_pairs)
+            cands = find_candidates(probs, noisy, self_confidence(probs, noisy), pred, top, ctx)
+            rows.add(cands, candidate_truth(cands, noisy != label), i)
+    return rows.arrays()
+
+
+def _cross_validated_facts(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int
+                           ) -> tuple[float, float, dict]:
+    """ECE, AUC and reliability table of out-of-image predictions (NaN with one image)."""
+    from sklearn.metrics import roc_auc_score
+
+    cv = cross_validated(x, y, groups, seed)
+    ok = ~np.isnan(cv)
+    auc = float(roc_auc_score(y[ok], cv[ok])) if len(np.unique(y[ok])) == 2 else float("nan")
+    return expected_calibration_error(cv[ok], y[ok]), auc, reliability(cv[ok], y[ok])
 
 
 def _stamp(checkpoint: Path, source) -> str:
