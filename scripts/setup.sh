@@ -53,6 +53,16 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
   fi
 fi
 
+# 6. PostgreSQL: the store tests start a throwaway server (tests/pgserver.py) from its binaries.
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+      || echo "setup: could not install postgresql; the PostgreSQL store tests will fail" >&2
+  else
+    echo "setup: install PostgreSQL for the store tests (apt-get install postgresql)" >&2
+  fi
+fi
+
 rm -f "$VENV"/.setup-*
 touch "$stamp"
 echo "setup: done ($VENV)"

@@ -1,4 +1,5 @@
-"""Several writers on one SQLite store at once: a scan and a process recording decisions."""
+"""Several writers on one store at once (SQLite and a real PostgreSQL server): a scan and a
+process recording decisions."""
 from __future__ import annotations
 
 import subprocess
@@ -27,11 +28,12 @@ print("done", flush=True)
 
 
 @pytest.mark.slow
-def test_a_scan_and_a_decision_writer_share_one_sqlite_store(tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_scan_and_a_decision_writer_share_one_store(tmp_path, request, backend):
     root = make_dataset(tmp_path / "data", n=24, size=64)
     plant_flip(root, open_source("synthetic", root).records("train")[1].id, 6, 10)
     run = make_run(tmp_path / "run", root)
-    db = str(tmp_path / "shared.db")
+    db = str(tmp_path / "shared.db") if backend == "sqlite" else request.getfixturevalue("pg_url")
     oracle = oracle_predictor(root)
     first = run_scan(ScanOptions(run_dir=run, db_url=db, progress=False, scorer="rules"), predict=oracle)
     store = open_db(db)
