@@ -16,9 +16,15 @@ from labelaudit.store import (
 CLASSES = ["background", "skin", "l_eye", "r_eye", "eye_g"]
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path):
+    """Every store test runs on SQLite and on a real PostgreSQL server (tests/pgserver.py)."""
+    return str(tmp_path / "audit.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+
+
 @pytest.fixture
-def store(tmp_path):
-    st = open_db(tmp_path / "audit.db")
+def store(db_url):
+    st = open_db(db_url)
     yield st
     st.close()
 
@@ -52,7 +58,7 @@ def _count(s, model):
 # --------------------------------------------------------------------------- round trips
 
 
-def test_every_table_round_trips_through_a_fresh_connection(store, tmp_path):
+def test_every_table_round_trips_through_a_fresh_connection(store, tmp_path, db_url):
     with store.session() as s:
         ds = repo.get_or_create_dataset(s, "celebamask_hq", tmp_path / "CM", CLASSES,
                                         merge_order="glasses_on_top")
@@ -75,7 +81,7 @@ def test_every_table_round_trips_through_a_fresh_connection(store, tmp_path):
                            n_images_changed=1, n_pixels_changed=11, manifest_sha256="9" * 64)
         repo.finish_run(s, scan, "interrupted")
 
-    with open_db(tmp_path / "audit.db") as again, again.session() as s:
+    with open_db(db_url) as again, again.session() as s:
         ds = s.scalars(select(Dataset)).one()
         assert (ds.kind, ds.root, ds.num_classes) == ("celebamask_hq", str(tmp_path / "CM"), 5)
         assert ds.class_names == CLASSES and ds.merge_order == "glasses_on_top"
@@ -368,9 +374,9 @@ def test_decisions_survive_deleting_the_old_run(s, tmp_path):
     assert sorted(d.verdict for d in got.values()) == ["accept"]
 
 
-def test_two_processes_review_while_scanning(tmp_path):
+def test_two_processes_review_while_scanning(tmp_path, db_url):
     """A reader holding a snapshot can still write after another connection committed."""
-    scan_store, review_store = open_db(tmp_path / "audit.db"), open_db(tmp_path / "audit.db")
+    scan_store, review_store = open_db(db_url), open_db(db_url)
     try:
         with scan_store.session() as scan, review_store.session() as review:
             ds, ids = _dataset(scan, tmp_path, n=3)
