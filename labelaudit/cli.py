@@ -196,8 +196,8 @@ def _resolve_run(run: Optional[Path]) -> Path:
 
 
 RunOpt = Annotated[Optional[Path], typer.Option(
-    "--run", callback=_resolve_run, show_default=False,
-    help="Training run directory (`train --run`) [default: this folder when it holds a run, else runs/latest].")]
+    "--run", "--run-dir", callback=_resolve_run, show_default=False,
+    help="Training run directory (`train --run`; under torchrun write --run-dir) [default: this folder when it holds a run, else runs/latest].")]
 DbOpt = Annotated[Optional[str], typer.Option(
     "--db", envvar="LABELAUDIT_DB", help="SQLAlchemy URL or SQLite path of the findings store "
                  "[default: $LABELAUDIT_DB, else labelaudit.db beside the run].")]
@@ -247,6 +247,8 @@ def scan(
                        db_url=_db_url(db, run), root=root, batch_size=batch_size, workers=workers,
                        limit=limit, precision=precision, scorer=scorer.value, recalibrate=recalibrate)
     res = run_scan(opts)
+    if res.rank != 0:
+        return  # a sharded scan (torchrun): rank 0 reports for all
     if res.calibration_seconds > 1:
         typer.echo(f"calibration: {res.calibration_seconds:.1f} s (once per dataset and teacher)")
     typer.echo(f"scan run {res.run_id} ({res.teacher} teacher): {res.n_scored_now} images scored"

@@ -93,3 +93,19 @@ def plant_shift(root: Path, stem: str, cls: int, pixels: int = 2, split: str = "
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
+
+
+def scan_snapshot(url: str, run_id: int) -> tuple[list, list]:
+    """A scan's findings (image, classes, kind, score to 6 digits, area, bbox, mask) and image
+    scores, sorted: what two stores or two ways of scanning must agree on."""
+    from labelaudit.store import Finding, ImageScore, open_db
+
+    store = open_db(url)
+    with store.session() as s:
+        found = sorted((f.image.image_relpath, f.given_class, f.suggested_class, f.kind,
+                        round(f.score, 6), f.area, f.bbox, f.mask_rle)
+                       for f in s.query(Finding).filter(Finding.run_id == run_id))
+        images = sorted((sc.image.image_relpath, round(sc.label_quality, 6), sc.n_findings)
+                        for sc in s.query(ImageScore).filter(ImageScore.run_id == run_id))
+    store.close()
+    return found, images

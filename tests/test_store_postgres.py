@@ -3,24 +3,12 @@ decisions, the export, the calibrated scan's final rescoring."""
 from __future__ import annotations
 
 import pytest
-from scanhelp import make_dataset, make_run, oracle_predictor, plant_flip
+from scanhelp import make_dataset, make_run, oracle_predictor, plant_flip, scan_snapshot
 
 from labelaudit.data import open_source
 from labelaudit.export import export_labels
 from labelaudit.scan import ScanOptions, run_scan
-from labelaudit.store import Finding, ImageScore, open_db, repo
-
-
-def _snapshot(url: str, run_id: int) -> tuple[list, list]:
-    store = open_db(url)
-    with store.session() as s:
-        found = sorted((f.image.image_relpath, f.given_class, f.suggested_class, f.kind,
-                        round(f.score, 6), f.area, f.bbox, f.mask_rle)
-                       for f in s.query(Finding).filter(Finding.run_id == run_id))
-        images = sorted((sc.image.image_relpath, round(sc.label_quality, 6), sc.n_findings)
-                        for sc in s.query(ImageScore).filter(ImageScore.run_id == run_id))
-    store.close()
-    return found, images
+from labelaudit.store import open_db, repo
 
 
 @pytest.mark.slow
@@ -37,8 +25,8 @@ def test_postgres_store_matches_sqlite(tmp_path, pg_url, scorer):
         results[name] = (url, res)
     (lite_url, lite), (pg, res) = results["sqlite"], results["postgres"]
     assert pg.startswith("postgresql+psycopg://")
-    assert _snapshot(lite_url, lite.run_id) == _snapshot(pg, res.run_id)
-    assert len(_snapshot(pg, res.run_id)[0]) > 0
+    assert scan_snapshot(lite_url, lite.run_id) == scan_snapshot(pg, res.run_id)
+    assert len(scan_snapshot(pg, res.run_id)[0]) > 0
     store = open_db(pg)
     with store.session() as s:
         top = repo.iter_findings(s, s.get(repo.Run, res.run_id))
@@ -48,3 +36,20 @@ def test_postgres_store_matches_sqlite(tmp_path, pg_url, scorer):
     out = export_labels(store, tmp_path / "fixed", run_id=res.run_id)
     store.close()
     assert out.n_findings_applied == 1 and out.n_images_changed == 1
+
+
+def test_many_processes_opening_a_new_postgres_store_create_it_once(pg_url):
+    import subprocess
+    import sys
+
+    code = "import sys; from labelaudit.store import open_db; open_db(sys.argv[1]).close()"
+    procs = [subprocess.Popen([sys.executable, "-c", code, pg_url], stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
+    store = open_db(pg_url)
+    with store.session() as s:
+        from sqlalchemy import text
+
+        assert s.execute(text("SELECT count(*) FROM schema_version")).scalar() == 1
+    store.close()

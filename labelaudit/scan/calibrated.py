@@ -128,22 +128,23 @@ def listing(p: np.ndarray, target: float) -> tuple[float, np.ndarray]:
     return cutoff, p >= cutoff
 
 
-def finalise_scores(scorer: CalibratedScorer, found: list[tuple[int, int, float]],
-                    quality: dict[int, float], teacher_of: dict[int, int], precision: float
+def finalise_scores(calibrators: list[Calibrator], hist: list[np.ndarray],
+                    found: list[tuple[int, int, float]], quality: dict[int, float],
+                    teacher_of: dict[int, int], precision: float
                     ) -> tuple[SplitEstimate, dict[int, float], list[int], dict[int, float]]:
-    """From the stored raw findings (id, image id, raw p) of a finished calibrated scan: the
-    split estimate, {finding id: p_error} of the listed findings, the ids to drop, and
-    {image id: label_quality}."""
-    priors, expected, n = split_estimate(scorer.calibrators, scorer.hist)
+    """From the stored raw findings (id, image id, raw p) of a finished calibrated scan and the
+    histograms of all its candidates' raw p (per teacher): the split estimate, {finding id:
+    p_error} of the listed findings, the ids to drop, and {image id: label_quality}."""
+    priors, expected, n = split_estimate(calibrators, hist)
     ids = np.asarray([f[0] for f in found], np.int64)
     images = np.asarray([f[1] for f in found], np.int64)
     teacher = np.asarray([teacher_of.get(int(i), 0) for i in images], np.int64)
-    p = final_scores(np.asarray([f[2] for f in found]), teacher, scorer.calibrators, priors)
+    p = final_scores(np.asarray([f[2] for f in found]), teacher, calibrators, priors)
     cutoff, keep = listing(p, precision)
     new_quality = {im: 1.0 for im in quality}
     for im, pi in zip(images.tolist(), p.tolist()):
         new_quality[im] = new_quality.get(im, 1.0) * (1.0 - pi)
-    est = SplitEstimate([c.prior for c in scorer.calibrators], priors, n, expected, precision,
+    est = SplitEstimate([c.prior for c in calibrators], priors, n, expected, precision,
                         cutoff if np.isfinite(cutoff) else 1.0, int(keep.sum()),
                         float(p[keep].mean()) if keep.any() else float("nan"))
     return (est, {int(i): float(v) for i, v, k in zip(ids, p, keep) if k},

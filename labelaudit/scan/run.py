@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,8 +26,10 @@ from labelaudit.scan.forward import (  # noqa: F401  (ScanDataset, scan_collate:
 from labelaudit.scan.calibrate import CalibrationOptions, load_or_calibrate
 from labelaudit.scan.calibrated import CalibratedScorer, SplitEstimate, finalise_scores
 from labelaudit.scan.layout import ScanMaps
+from labelaudit.scan.progress import rank_entry, totals, with_rank
 from labelaudit.scan.score import ConfidenceStats, ImageAudit, ScanParams, audit_image
 from labelaudit.scan.teachers import TeacherSet, describe, load_teachers
+from labelaudit.train.distributed import Dist, barrier, broadcast_object, setup_distributed
 from labelaudit.store import (
     Dataset, FindingRecord, ImageResult, ImageRow, Run, Store, default_db_url, open_db, repo,
 )
@@ -84,6 +86,7 @@ class ScanResult:
     own_seconds: float = 0.0  # scoring + regions + maps + DB writes
     hook_seconds: float = 0.0  # time spent in the caller's on_image (not the scan's)
     calibration_seconds: float = 0.0  # fitting the scorer (once per dataset and teacher)
+    rank: int = 0  # this process's rank in a sharded scan (torchrun); only rank 0 reports
     estimate: SplitEstimate | None = None  # calibrated scans: the split's errors and the list
 
     @property
@@ -215,6 +218,7 @@ class _Plan:
     predict: Predict
     scorer: CalibratedScorer | None = None  # None: the rules
     calibration_seconds: float = 0.0
+    rank: int = 0  # of a sharded scan (torchrun); 0 alone
 
 
 @dataclass
@@ -242,10 +246,16 @@ def _open_run(store: Store, dataset_id: int, config: dict[str, Any], opts: ScanO
         return run.id, repo.scored_image_ids(s, run)
 
 
-def _plan(opts: ScanOptions, store: Store, db_url: str, device: torch.device,
-          predict: Predict | None) -> _Plan:
-    """Teachers, dataset, the images to score, the scan run (new or resumed), thresholds."""
-    teachers = load_teachers(opts.run_dir, opts.teacher, device)
+def _plan(opts: ScanOptions, store: Store, db_url: str, dist: Dist, predict: Predict | None) -> _Plan:
+    """Teachers, dataset, the scan run (new or resumed), this rank's images, thresholds or the
+    calibration.
+
+    Sharded (torchrun): rank 0 indexes the images, opens the run, fits a missing calibration and
+    lists the images still to score; it broadcasts the run id and that list, and rank r scores
+    every world-th image of it from r on. A resume with another number of ranks neither repeats
+    nor loses an image (the list is made from the store each time).
+    """
+    teachers = load_teachers(opts.run_dir, opts.teacher, dist.device)
     cfg = teachers.config
     if opts.root is not None:
         cfg.data.root = Path(opts.root)
@@ -255,23 +265,37 @@ def _plan(opts: ScanOptions, store: Store, db_url: str, device: torch.device,
                           labels_dir=opts.labels_dir)
     if opts.limit is not None:
         dataset.records = dataset.records[:opts.limit]
-    dataset_id, image_ids = index_images(store, source, opts.split, dataset.records, opts.labels_dir)
-    run_id, done = _open_run(store, dataset_id, _scan_config(opts, teachers), opts, teachers, cfg.seed)
+    predict = predict or network_predictor(teachers, source.classes, dist.device, opts.tta)
+    t0 = time.perf_counter()
+    shared = None
+    if dist.is_master:
+        dataset_id, image_ids = index_images(store, source, opts.split, dataset.records, opts.labels_dir)
+        run_id, done = _open_run(store, dataset_id, _scan_config(opts, teachers), opts, teachers, cfg.seed)
+        calibrators = _calibrators(opts, teachers, source, predict)
+        shared = (run_id, [i for i, rec in enumerate(dataset.records) if image_ids[rec.id] not in done])
+    run_id, todo = broadcast_object(shared, dist)
+    if not dist.is_master:  # the rows exist now: indexing again only reads their ids
+        _, image_ids = index_images(store, source, opts.split, dataset.records, opts.labels_dir)
+        calibrators = _calibrators(opts, teachers, source, predict)  # rank 0 stored them
+    todo = todo[dist.rank::dist.world_size]
     maps = ScanMaps.at(Path(opts.run_dir).resolve(), run_id).create() if opts.maps else None
-    todo = [i for i, rec in enumerate(dataset.records) if image_ids[rec.id] not in done]
-    predict = predict or network_predictor(teachers, source.classes, device, opts.tta)
-    if opts.scorer == "rules":
+    if calibrators is None:
         thresholds = _thresholds(teachers, source, opts, predict)
         return _Plan(store, db_url, run_id, teachers, dataset, image_ids, todo, maps, thresholds,
-                     predict)
-    t0 = time.perf_counter()
-    calibrators = [load_or_calibrate(opts.run_dir, teachers, k, source, predict, opts.calibration,
-                                     opts.recalibrate) for k in range(len(teachers.teachers))]
+                     predict, rank=dist.rank)
     with store.session() as s:
-        hist = (s.get(Run, run_id).progress or {}).get("p_hist")
+        hist = rank_entry(s.get(Run, run_id).progress, dist.rank).get("p_hist")
     return _Plan(store, db_url, run_id, teachers, dataset, image_ids, todo, maps,
                  [c.context.thresholds for c in calibrators], predict,
-                 CalibratedScorer(calibrators, hist), time.perf_counter() - t0)
+                 CalibratedScorer(calibrators, hist), time.perf_counter() - t0, dist.rank)
+
+
+def _calibrators(opts: ScanOptions, teachers: TeacherSet, source, predict: Predict):
+    """The teachers' calibrations (fitted when missing), or None for the rules."""
+    if opts.scorer == "rules":
+        return None
+    return [load_or_calibrate(opts.run_dir, teachers, k, source, predict, opts.calibration,
+                              opts.recalibrate) for k in range(len(teachers.teachers))]
 
 
 def score_batch(plan: _Plan, batch: dict[str, Any], probs: list[np.ndarray],
@@ -296,16 +320,17 @@ def score_batch(plan: _Plan, batch: dict[str, Any], probs: list[np.ndarray],
 
 class ScanWriter:
     """Writes a scan's results: maps (PNG), then one short transaction per batch for its
-    scores, findings, image sizes and the run's progress (class pixel counts, bad inputs)."""
+    scores, findings, image sizes and this rank's part of the run's progress (class pixel
+    counts, bad inputs, the calibrated scorer's histogram: `scan.progress`)."""
 
     def __init__(self, store: Store, run_id: int, num_classes: int, maps: ScanMaps | None,
-                 scorer: CalibratedScorer | None = None) -> None:
-        self.store, self.run_id, self.maps, self.scorer = store, run_id, maps, scorer
+                 scorer: CalibratedScorer | None = None, rank: int = 0) -> None:
+        self.store, self.run_id, self.maps, self.scorer, self.rank = store, run_id, maps, scorer, rank
         with store.session() as s:
-            progress = s.get(Run, run_id).progress or {}
+            mine = rank_entry(s.get(Run, run_id).progress, rank)
         self.class_pixels = np.zeros(num_classes, np.int64)
-        self.class_pixels += np.asarray(progress.get("class_pixels") or self.class_pixels, np.int64)
-        self.bad_inputs = [list(b) for b in progress.get("bad_inputs", [])]
+        self.class_pixels += np.asarray(mine.get("class_pixels") or self.class_pixels, np.int64)
+        self.bad_inputs = [list(b) for b in mine.get("bad_inputs", [])]
 
     def write(self, scored: list[ScoredImage], bad: list[tuple[str, str]]) -> int:
         """Store one batch; returns how many images were new to the run."""
@@ -320,12 +345,12 @@ class ScanWriter:
                                [FindingRecord(r.given, r.suggested, r.kind, r.score, r.area, r.bbox, r.mask)
                                 for r in im.audit.regions], im.audit.mean_self_confidence)
                    for im in scored]
-        progress = {"class_pixels": self.class_pixels.tolist(), "bad_inputs": self.bad_inputs,
-                    **({"p_hist": [h.tolist() for h in self.scorer.hist]} if self.scorer else {})}
+        entry = {"class_pixels": self.class_pixels.tolist(), "bad_inputs": self.bad_inputs,
+                 **({"p_hist": [h.tolist() for h in self.scorer.hist]} if self.scorer else {})}
         frames = {im.image_id: im.label.shape[:2] for im in scored}  # the label frame, for masks
         with self.store.session() as s:
-            return repo.write_scan_batch(s, s.get(Run, self.run_id), results, progress=progress,
-                                         frames=frames)  # one write transaction
+            return repo.write_scan_batch(s, s.get(Run, self.run_id), results, frames=frames,
+                                         progress=lambda p: with_rank(p, self.rank, entry))
 
 
 def run_scan(opts: ScanOptions, on_image: ImageHook | None = None,
@@ -334,28 +359,36 @@ def run_scan(opts: ScanOptions, on_image: ImageHook | None = None,
 
     `on_image` sees every scored image (the benchmark scores cleanlab on the same
     probabilities); `predict` replaces the networks' forward pass (default: the run's teachers).
+    Under torchrun every rank scores its shard (see `_plan`); rank 0 then ends the run (the
+    calibrated scorer's final step over the whole split) while the others wait.
     """
     t0 = time.perf_counter()
+    dist = setup_distributed()
+    if opts.device != "auto":
+        dist = replace(dist, device=device_named(opts.device))
     db_url = opts.db_url or default_db_url(opts.run_dir)
     store = open_db(db_url)
     try:
-        plan = _plan(opts, store, db_url, device_named(opts.device), predict)
+        plan = _plan(opts, store, db_url, dist, predict)
         n = len(plan.dataset.records)
         result = ScanResult(plan.run_id, db_url, plan.teachers.name, n, 0, n - len(plan.todo), [],
                             plan.maps.root if plan.maps else None,
-                            calibration_seconds=plan.calibration_seconds)
+                            calibration_seconds=plan.calibration_seconds, rank=dist.rank)
         status = "failed"
         try:
             _scan_batches(plan, opts, on_image, result)
-            if plan.scorer is not None:
+            barrier(dist)  # every shard is in the store
+            if plan.scorer is not None and dist.is_master:
                 result.estimate = _finalise(plan, opts.precision)
             status = "done"
         except KeyboardInterrupt:
             status = "interrupted"
             raise
         finally:
-            with store.session() as s:
-                repo.finish_run(s, s.get(Run, plan.run_id), status)
+            if dist.is_master:
+                with store.session() as s:
+                    repo.finish_run(s, s.get(Run, plan.run_id), status)
+        barrier(dist)  # the run is finished for every rank's caller
         result.seconds = time.perf_counter() - t0
         return result
     finally:
@@ -369,7 +402,7 @@ def _scan_batches(plan: _Plan, opts: ScanOptions, on_image: ImageHook | None, re
     loader = DataLoader(torch.utils.data.Subset(plan.dataset, plan.todo), batch_size=opts.batch_size,
                         shuffle=False, num_workers=opts.workers, collate_fn=scan_collate)
     writer = ScanWriter(plan.store, plan.run_id, plan.dataset.source.classes.num_classes, plan.maps,
-                        plan.scorer)
+                        plan.scorer, plan.rank)
     trim_heap = HeapTrimmer()
     bar = tqdm(total=len(plan.todo), desc=f"scan {opts.split}", unit="img",
                disable=None if opts.progress else True)
@@ -413,8 +446,9 @@ def _finalise(plan: _Plan, precision: float) -> SplitEstimate:
         if "estimate" in progress:  # finalised already (a resumed scan that had nothing left)
             return SplitEstimate(**progress["estimate"])
         found, quality = repo.scan_scores(s, run)
-        est, scores, drop, new_quality = finalise_scores(plan.scorer, found, quality, teacher_of,
-                                                          precision)
+        hist = [np.asarray(h, np.int64) for h in totals(progress)["p_hist"]]
+        est, scores, drop, new_quality = finalise_scores(plan.scorer.calibrators, hist, found,
+                                                          quality, teacher_of, precision)
         repo.rescore_scan(s, run, scores, drop, new_quality, {**progress, "estimate": est.to_json()})
     log.info("scan %d: about %.0f label errors among %d candidates; %d findings listed at "
              "expected precision %.2f (p_error >= %.3f)", plan.run_id, est.expected_errors,

@@ -10,6 +10,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from labelaudit.files import atomic_file
+from labelaudit.scan.progress import totals
 from labelaudit.store import Finding, Image, ImageScore, Run, Store, repo
 
 
@@ -84,9 +85,10 @@ def summarize(store: Store, run_id: int, top: int = 20) -> ScanSummary:
                                .where(Finding.run_id == run_id).group_by(Finding.given_class)):
             flagged[int(g)] = int(px or 0)
         progress = run.progress or {}
-        totals = np.asarray(progress.get("class_pixels") or [0] * len(names), np.int64)
-        rate = {n: float(flagged[i] / totals[i]) if totals[i] else 0.0 for i, n in enumerate(names)}
-        bad = [tuple(b) for b in progress.get("bad_inputs", [])]
+        summed = totals(progress)  # over the ranks of a sharded scan
+        pixels = np.asarray(summed["class_pixels"] or [0] * len(names), np.int64)
+        rate = {n: float(flagged[i] / pixels[i]) if pixels[i] else 0.0 for i, n in enumerate(names)}
+        bad = [tuple(b) for b in summed["bad_inputs"]]
     return ScanSummary(run_id, int(n_images), int(n_findings), worst, pairs, rate, bad,  # type: ignore[arg-type]
                        progress.get("estimate"))
 

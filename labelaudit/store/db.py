@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, insert, select
+from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, insert, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
@@ -169,13 +169,19 @@ def open_db(url: str | Path | URL, *, echo: bool = False, must_exist: bool = Fal
     return Store(engine, location)
 
 
+_PG_SCHEMA_LOCK = 0x6C61_6175  # advisory lock key of the schema step ("laau")
+
+
 def upgrade_schema(engine: Engine, location: str) -> int:
     """Create the schema in an empty database or upgrade an older one; returns the version.
 
-    Runs in one transaction (on SQLite a write-locking BEGIN IMMEDIATE, so two processes opening
-    the same new file do not both create it).
+    Runs in one transaction that first takes a lock, so that two processes opening the same new
+    store (two ranks of a sharded scan, two users) do not both create it: on SQLite a
+    write-locking BEGIN IMMEDIATE, on PostgreSQL a transaction-level advisory lock.
     """
     with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_SCHEMA_LOCK})
         tables = set(inspect(conn).get_table_names())
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         if not tables:

@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import platform
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -268,16 +268,18 @@ def _finding_row(run: Run, image_id: int, rec: FindingRecord) -> Finding:
 
 def write_scan_batch(
     session: Session, run: Run, batch: Sequence[ImageResult], *, carry: bool = True,
-    progress: dict[str, Any] | None = None, frames: dict[int, tuple[int, int]] | None = None,
+    progress: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    frames: dict[int, tuple[int, int]] | None = None,
 ) -> int:
     """Store a batch of scan results in ONE transaction; returns how many images were new.
 
     Idempotent: images this run already scored are skipped whole (score and findings), so a
     resumed scan can rewrite a batch without duplicates. With ``carry``, decisions made on the
     same findings in earlier runs are inherited by the new findings (see ``carry_decisions``).
-    In the same transaction: the run's ``progress`` replaced when given, and the label frame
-    (height, width) of each image in ``frames`` that has none yet. Everything is written after
-    the write lock is taken, so other writers of a SQLite store only make it wait.
+    In the same transaction: the run's progress replaced by ``progress(current progress)``
+    (read under the write lock: ranks of a sharded scan each update their own part), and the
+    label frame (height, width) of each image in ``frames`` that has none yet. Everything is
+    written after the write lock is taken, so other writers only make it wait.
     """
     if run.kind != "scan":
         raise ValueError(f"write_scan_batch needs a scan run; run {run.id} is a {run.kind} run")
@@ -286,7 +288,8 @@ def write_scan_batch(
         raise ValueError("write_scan_batch: the same image appears twice in one batch")
     with _transaction(session):
         if progress is not None:
-            session.get(Run, run.id).progress = progress
+            row = session.get(Run, run.id, with_for_update=True, populate_existing=True)
+            row.progress = progress(dict(row.progress or {}))
         for image_id, (h, w) in (frames or {}).items():
             row = session.get(Image, image_id)
             if row is not None and row.width is None:

@@ -59,6 +59,15 @@ def broadcast_module(module: torch.nn.Module, d: Dist) -> None:
         dist.broadcast(t.data, src=0)
 
 
+def broadcast_object(obj, d: Dist):
+    """Rank 0's `obj` (any picklable value) on every rank."""
+    if not d.enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def all_reduce_mean(value: float, d: Dist) -> float:
     if not d.enabled:
         return value
