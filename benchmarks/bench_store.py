@@ -1,0 +1,139 @@
+#!/usr/bin/env python
+"""The findings store at scale: N synthetic images with about 3 findings each, on SQLite and on a
+throwaway PostgreSQL server (tests/pgserver.py), written the way the scan writes them.
+
+    python benchmarks/bench_store.py --n 100000          # both backends
+    python benchmarks/bench_store.py --n 10000 --backends sqlite
+
+Reports the insert rate (images/s through `repo.write_scan_batch`, 64 images per transaction as
+a scan batch), the database size per image, and the time of what review / export / report ask:
+the 100 worst images, one confusion pair's findings, a run's decisions (after deciding on 1 %
+of the findings), the findings above a score streamed (the export's policy), the confusion-pair
+table. No network, no images on disk: rows only. Prints a markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def _rows(rng: np.random.Generator, ids: list[int]):
+    from labelaudit.store import FindingRecord, ImageResult
+
+    out = []
+    for image_id in ids:
+        finds = []
+        for _ in range(int(rng.poisson(3))):
+            h, w = (int(v) for v in rng.integers(3, 24, 2))
+            mask = rng.random((h, w)) < 0.7
+            finds.append(FindingRecord(int(rng.integers(11)), int(rng.integers(11)),
+                                       ("flip", "missing", "spurious", "boundary")[int(rng.integers(4))],
+                                       float(rng.random()), int(mask.sum()),
+                                       (int(rng.integers(0, 480)), int(rng.integers(0, 480)), w, h), mask))
+        out.append(ImageResult(image_id, float(rng.random()), 100, finds, 0.9))
+    return out
+
+
+def _timed(fn, repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def bench(url: str, n: int, size_of) -> dict:
+    from sqlalchemy import select
+
+    from labelaudit.store import Finding, ImageRow, open_db, repo
+
+    store = open_db(url)
+    rng = np.random.default_rng(0)
+    with store.session() as s:
+        ds = repo.get_or_create_dataset(s, "lapa", "/data/LaPa", [f"c{i}" for i in range(11)])
+        t0 = time.perf_counter()
+        ids = []
+        for k in range(0, n, 5000):
+            rows = [ImageRow("train", f"train/images/{i:07d}.jpg", f"train/labels/{i:07d}.png")
+                    for i in range(k, min(n, k + 5000))]
+            ids += list(repo.upsert_images(s, ds, rows).values())
+        t_index = time.perf_counter() - t0
+        run = repo.start_run(s, "scan", ds, {"bench": True}, seed=0)
+        t0 = time.perf_counter()
+        for k in range(0, n, 64):
+            repo.write_scan_batch(s, run, _rows(rng, ids[k:k + 64]), carry=False)
+        t_write = time.perf_counter() - t0
+        repo.finish_run(s, run, "done")
+        n_find = s.scalar(select(__import__("sqlalchemy").func.count(Finding.id)).where(Finding.run_id == run.id))
+        some = s.scalars(select(Finding.id).where(Finding.run_id == run.id).limit(max(1, n_find // 100))).all()
+    for fid in some:
+        with store.session() as s:
+            repo.record_decision(s, finding_id=fid, verdict="accept", source="cli")
+    with store.session() as s:
+        run = s.get(repo.Run, run.id)
+        pair = repo.confusion_pairs(s, run)[0]
+        out = {
+            "images": n, "findings": int(n_find), "index_images_per_s": n / t_index,
+            "write_images_per_s": n / t_write, "bytes_per_image": size_of() / n,
+            "top_100_s": _timed(lambda: repo.top_images(s, run, 100)),
+            "pair_view_s": _timed(lambda: s.scalars(select(Finding).where(
+                Finding.run_id == run.id, Finding.given_class == pair.given,
+                Finding.suggested_class == pair.suggested).order_by(Finding.score.desc())).all()),
+            "decisions_s": _timed(lambda: repo.decisions_for_run(s, run)),
+            "confusion_pairs_s": _timed(lambda: repo.confusion_pairs(s, run)),
+            "stream_above_0.9_s": _timed(lambda: sum(1 for _ in repo.iter_findings(s, run, 0.9)), 1),
+        }
+    store.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--backends", default="sqlite,postgres")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/bench-store"))
+    a = ap.parse_args()
+    a.work.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for backend in a.backends.split(","):
+        if backend == "sqlite":
+            db = a.work / f"store-{a.n}.db"
+            for f in a.work.glob(f"store-{a.n}.db*"):
+                f.unlink()
+            results[backend] = bench(f"sqlite:///{db}", a.n, lambda: sum(
+                f.stat().st_size for f in a.work.glob(f"store-{a.n}.db*")))
+        else:
+            from pgserver import PgServer
+
+            with PgServer() as url:
+                def size() -> int:
+                    from sqlalchemy import create_engine, text
+
+                    e = create_engine(url)
+                    with e.connect() as c:
+                        v = c.execute(text("SELECT pg_database_size(current_database())")).scalar()
+                    e.dispose()
+                    return int(v)
+                results[backend] = bench(url, a.n, size)
+        print(json.dumps({backend: results[backend]}), flush=True)
+    (a.work / f"bench_store_{a.n}.json").write_text(json.dumps(results, indent=1) + "\n")
+    keys = list(next(iter(results.values())))
+    print("| measure | " + " | ".join(results) + " |")
+    print("|---|" + "---|" * len(results))
+    for k in keys:
+        print(f"| {k} | " + " | ".join(f"{r[k]:.4g}" for r in results.values()) + " |")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    main()
