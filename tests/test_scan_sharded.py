@@ -38,7 +38,8 @@ def test_two_ranks_give_the_findings_of_one(tmp_path, request, backend):
     db = f"sqlite:///{tmp_path / 'two.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
     proc = _torchrun_scan(run, db)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert proc.stdout.count("images scored") == 1  # rank 0 alone reports
+    assert proc.stdout.count("images scored") == 1  # rank 0 alone reports, for both ranks
+    assert "24 images scored" in proc.stdout
     store = open_db(db)
     with store.session() as s:
         run_id = s.query(Run.id).filter(Run.kind == "scan").one()[0]

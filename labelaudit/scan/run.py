@@ -29,7 +29,9 @@ from labelaudit.scan.layout import ScanMaps
 from labelaudit.scan.progress import rank_entry, totals, with_rank
 from labelaudit.scan.score import ConfidenceStats, ImageAudit, ScanParams, audit_image
 from labelaudit.scan.teachers import TeacherSet, describe, load_teachers
-from labelaudit.train.distributed import Dist, barrier, broadcast_object, setup_distributed
+from labelaudit.train.distributed import (
+    Dist, all_reduce_mean, barrier, broadcast_object, setup_distributed,
+)
 from labelaudit.store import (
     Dataset, FindingRecord, ImageResult, ImageRow, Run, Store, default_db_url, open_db, repo,
 )
@@ -219,6 +221,7 @@ class _Plan:
     scorer: CalibratedScorer | None = None  # None: the rules
     calibration_seconds: float = 0.0
     rank: int = 0  # of a sharded scan (torchrun); 0 alone
+    n_left: int = 0  # images of the split still to score, by all ranks together
 
 
 @dataclass
@@ -277,17 +280,17 @@ def _plan(opts: ScanOptions, store: Store, db_url: str, dist: Dist, predict: Pre
     if not dist.is_master:  # the rows exist now: indexing again only reads their ids
         _, image_ids = index_images(store, source, opts.split, dataset.records, opts.labels_dir)
         calibrators = _calibrators(opts, teachers, source, predict)  # rank 0 stored them
-    todo = todo[dist.rank::dist.world_size]
+    n_left, todo = len(todo), todo[dist.rank::dist.world_size]
     maps = ScanMaps.at(Path(opts.run_dir).resolve(), run_id).create() if opts.maps else None
     if calibrators is None:
         thresholds = _thresholds(teachers, source, opts, predict)
         return _Plan(store, db_url, run_id, teachers, dataset, image_ids, todo, maps, thresholds,
-                     predict, rank=dist.rank)
+                     predict, rank=dist.rank, n_left=n_left)
     with store.session() as s:
         hist = rank_entry(s.get(Run, run_id).progress, dist.rank).get("p_hist")
     return _Plan(store, db_url, run_id, teachers, dataset, image_ids, todo, maps,
                  [c.context.thresholds for c in calibrators], predict,
-                 CalibratedScorer(calibrators, hist), time.perf_counter() - t0, dist.rank)
+                 CalibratedScorer(calibrators, hist), time.perf_counter() - t0, dist.rank, n_left)
 
 
 def _calibrators(opts: ScanOptions, teachers: TeacherSet, source, predict: Predict):
@@ -371,13 +374,14 @@ def run_scan(opts: ScanOptions, on_image: ImageHook | None = None,
     try:
         plan = _plan(opts, store, db_url, dist, predict)
         n = len(plan.dataset.records)
-        result = ScanResult(plan.run_id, db_url, plan.teachers.name, n, 0, n - len(plan.todo), [],
+        result = ScanResult(plan.run_id, db_url, plan.teachers.name, n, 0, n - plan.n_left, [],
                             plan.maps.root if plan.maps else None,
                             calibration_seconds=plan.calibration_seconds, rank=dist.rank)
         status = "failed"
         try:
             _scan_batches(plan, opts, on_image, result)
-            barrier(dist)  # every shard is in the store
+            # every shard is in the store (the reduction is also the ranks' meeting point)
+            result.n_scored_now = round(all_reduce_mean(result.n_scored_now, dist) * dist.world_size)
             if plan.scorer is not None and dist.is_master:
                 result.estimate = _finalise(plan, opts.precision)
             status = "done"
