@@ -53,3 +53,23 @@ def test_many_processes_opening_a_new_postgres_store_create_it_once(pg_url):
 
         assert s.execute(text("SELECT count(*) FROM schema_version")).scalar() == 1
     store.close()
+
+
+def test_postgres_store_refuses_a_newer_schema_and_a_foreign_database(pg_url):
+    from sqlalchemy import create_engine, text
+
+    from labelaudit.store import SchemaTooNewError, StoreError
+
+    open_db(pg_url).close()
+    eng = create_engine(pg_url)
+    with eng.begin() as c:
+        c.execute(text("INSERT INTO schema_version VALUES (99, '2030-01-01 00:00:00')"))
+    with pytest.raises(SchemaTooNewError, match="99"):
+        open_db(pg_url)
+    with eng.begin() as c:
+        c.execute(text("DROP SCHEMA public CASCADE"))
+        c.execute(text("CREATE SCHEMA public"))
+        c.execute(text("CREATE TABLE photos (id INTEGER)"))
+    eng.dispose()
+    with pytest.raises(StoreError, match="not a labelaudit database"):
+        open_db(pg_url)
