@@ -162,6 +162,17 @@ def test_lapa_layout(tmp_path):
     assert [x.id for x in src.records("test")] == ["c1"]
 
 
+def test_orphan_label_files_are_reported(tmp_path, caplog):
+    import shutil
+
+    make_lapa(tmp_path)
+    shutil.copy(tmp_path / "train" / "labels" / "a1.png", tmp_path / "train" / "labels" / "zz.png")
+    with caplog.at_level("WARNING"):
+        recs = open_source("lapa", tmp_path).records("train")
+    assert [r.id for r in recs] == ["a1", "a2", "a3"]
+    assert "1 label file(s) without an image" in caplog.text and "zz.png" in caplog.text
+
+
 def test_lapa_clean_labels_and_synthetic_kind(tmp_path):
     labels = make_lapa(tmp_path)
     clean = labels["a1"].copy()

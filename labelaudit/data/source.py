@@ -197,6 +197,14 @@ def list_images(folder: Path, source: Source) -> dict[str, Path]:
     return found
 
 
+def warn_orphans(folder: Path, suffix: str, images: dict[str, Path]) -> None:
+    """Log the label files of `folder` that have no image (they are not used)."""
+    orphans = sorted(list_files(folder, suffix) - set(images))
+    if orphans:
+        log.warning("%s: %d label file(s) without an image, not used (first: %s%s)", folder,
+                    len(orphans), orphans[0], suffix)
+
+
 def list_files(folder: Path, suffix: str) -> set[str]:
     """Stems of the `suffix` files in `folder` (empty set when the folder does not exist)."""
     if not folder.is_dir():

@@ -81,6 +81,9 @@ def _build_data(cfg: TrainConfig, dist: D.Dist, train_indices: list[int] | None)
     train_set = FaceParsingDataset(source, "train", augment=True, scale_range=(d.scale_min, d.scale_max),
                                    rotation=d.rotation, flip=d.flip, **common)
     val_set = FaceParsingDataset(source, "val", augment=False, **common)
+    if len(val_set) == 0:
+        log.warning("%s: the val split is empty: validation F1 is not measured (nan), and the "
+                    "calibrated scan needs held-out images (`labelaudit calibrate --split`)", source.root)
     subset = Subset(train_set, train_indices) if train_indices is not None else train_set
     if len(subset) // dist.world_size < s.batch_size:
         raise ValueError(f"{d.root}: {len(subset)} training images are fewer than one batch of "

@@ -11,7 +11,7 @@ from pathlib import Path
 from labelaudit.data.classes import LAPA
 from labelaudit.data.errors import BadInputError
 from labelaudit.data.records import Record
-from labelaudit.data.source import OnBad, Source, list_files, list_images
+from labelaudit.data.source import OnBad, Source, list_files, list_images, warn_orphans
 
 
 class LapaSource(Source):
@@ -29,6 +29,7 @@ class LapaSource(Source):
                 images_dir, f"split folder not found (LaPa layout: ROOT/{split}/images/*.jpg)")
         clean = list_files(self.root / split / "labels_clean", ".png")
         images = list_images(images_dir, self)
+        warn_orphans(self.root / split / "labels", ".png", images)
         return [
             Record(
                 id=stem,
