@@ -59,8 +59,10 @@ def _scored(store: Store, run_id: int) -> list[tuple[Image, float]]:
 
 
 def contact_sheet(store: Store, run_id: int, path: Path, k: int = 8, tile: int = 160) -> Path:
-    """Worst `k` images as rows: image | given label | teacher | suspicion."""
-    from labelaudit.data import read_image, read_label
+    """Worst `k` images as rows: image (in the label frame, findings outlined) | given label |
+    teacher | suspicion, each row titled with its label_quality and its top finding; a class
+    colour legend below."""
+    from labelaudit.data import read_label
 
     with store.session() as s:
         run = s.get(Run, run_id)
@@ -76,7 +78,7 @@ def contact_sheet(store: Store, run_id: int, path: Path, k: int = 8, tile: int =
         rec = by_rel.get(im.image_relpath)
         if rec is None:
             continue
-        img = read_image(rec.image_path)
+        img = source.load_image(rec)  # in the label frame (CelebAMask-HQ: 1024 px images, 512 px labels)
         given = source.load_label(rec)
         teacher_p, heat_p = maps.teacher(im.id), maps.suspicion(im.id)
         teacher = read_label(teacher_p) if teacher_p.exists() else np.zeros_like(given)
@@ -86,8 +88,11 @@ def contact_sheet(store: Store, run_id: int, path: Path, k: int = 8, tile: int =
         cells = [img, _colour(given, pal), _colour(teacher, pal), heat_rgb]
         cells = [cv2.resize(c, (tile, tile), interpolation=cv2.INTER_NEAREST) for c in cells]
         row = np.concatenate(cells, axis=1)
-        cv2.putText(row, f"{Path(im.image_relpath).name} q={q:.2f}", (4, 14),
+        cv2.putText(row, f"{Path(im.image_relpath).name} quality {q:.3f}", (4, 14),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        top = _top_finding(store, run_id, im.id, names)
+        if top:
+            cv2.putText(row, top, (4, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1, cv2.LINE_AA)
         rows.append(row)
     if not rows:
         rows = [np.zeros((tile, 4 * tile, 3), np.uint8)]
@@ -95,9 +100,33 @@ def contact_sheet(store: Store, run_id: int, path: Path, k: int = 8, tile: int =
     for i, t in enumerate(("image", "given", "teacher", "suspicion")):
         cv2.putText(header, t, (i * tile + 6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
                     (255, 255, 255), 1, cv2.LINE_AA)
-    sheet = np.concatenate([header] + rows, axis=0)
+    sheet = np.concatenate([header] + rows + [_legend(names, pal, 4 * tile)], axis=0)
     cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     return path
+
+
+def _top_finding(store: Store, run_id: int, image_id: int, names: list[str]) -> str:
+    """"given->suggested score (kind)" of the image's most suspicious finding, or ""."""
+    with store.session() as s:
+        found = repo.findings_for_image(s, s.get(Run, run_id), image_id)
+        if not found:
+            return ""
+        f = found[0]
+        more = f" +{len(found) - 1}" if len(found) > 1 else ""
+        return f"{names[f.given_class]}->{names[f.suggested_class]} {f.score:.2f} ({f.kind}){more}"
+
+
+def _legend(names: list[str], pal: np.ndarray, width: int, per_row: int = 4) -> np.ndarray:
+    """A strip of class colour swatches with their names."""
+    rows = -(-len(names) // per_row)
+    strip = np.zeros((rows * 18 + 4, width, 3), np.uint8)
+    cell = width // per_row
+    for i, name in enumerate(names):
+        x, y = (i % per_row) * cell + 4, (i // per_row) * 18 + 4
+        strip[y:y + 12, x:x + 12] = pal[i] if i else (60, 60, 60)  # background: grey swatch
+        cv2.putText(strip, name, (x + 16, y + 11), cv2.FONT_HERSHEY_SIMPLEX, 0.38,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+    return strip
 
 
 def _outline_findings(store: Store, run_id: int, image_id: int, img: np.ndarray) -> np.ndarray:
@@ -139,7 +168,7 @@ def charts(store: Store, run_id: int, sm: ScanSummary, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     files = []
-    pairs = sm.pairs[:15]
+    pairs = sorted(sm.pairs, key=lambda p: -p.pixels)[:15]  # drawn by pixels, so sorted by them
     fig, ax = plt.subplots(figsize=(7, 0.35 * max(3, len(pairs)) + 1))
     ax.barh([f"{p.given} -> {p.suggested}" for p in pairs][::-1], [p.pixels for p in pairs][::-1])
     ax.set_xlabel("flagged pixels")
@@ -149,9 +178,10 @@ def charts(store: Store, run_id: int, sm: ScanSummary, out: Path) -> list[Path]:
     scored = _scored(store, run_id)
     q = np.asarray([v for _, v in scored])
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.hist(q, bins=40, range=(0, 1))
+    ax.hist(q, bins=40)  # the axis fits the values
     ax.set_xlabel("label_quality (low = worst)")
     ax.set_ylabel("images")
+    ax.set_title(f"label_quality of {len(q)} images")
     files.append(_save(fig, out / "label_quality_hist.png"))
 
     noisy = _truth_noisy(store, run_id, scored)
@@ -160,8 +190,11 @@ def charts(store: Store, run_id: int, sm: ScanSummary, out: Path) -> list[Path]:
         hits = noisy[order].cumsum()
         precision = hits / np.arange(1, len(q) + 1)
         recall = hits / noisy.sum()
+        ap = float(precision[np.diff(np.concatenate([[0], hits])) > 0].sum() / noisy.sum())
         fig, ax = plt.subplots(figsize=(5, 4))
-        ax.plot(recall, precision)
+        ax.plot(recall, precision, label=f"label_quality (AP {ap:.3f})")
+        ax.axhline(noisy.mean(), ls="--", c="grey", label=f"chance ({noisy.mean():.3f})")
+        ax.legend(loc="lower left", fontsize=8)
         ax.set_xlabel("recall (noisy images)")
         ax.set_ylabel("precision")
         ax.set_ylim(0, 1.05)

@@ -129,6 +129,7 @@ def test_celebamask_round_trip_restores_the_part_masks(tmp_path):
         repo.record_decision(s, finding_id=found[0].id, verdict="accept", source="cli")
     out = tmp_path / "fixed"
     result = export_labels(store, out)
+    _outline_lands_on(store, res.run_id, nose, tmp_path / "sheet.png")
     store.close()
     assert result.n_images_changed == 1
     exported = {p.relative_to(out): p.read_bytes() for p in (out / "CelebAMask-HQ-mask-anno").rglob("*.png")}
@@ -141,3 +142,21 @@ def test_celebamask_round_trip_restores_the_part_masks(tmp_path):
     clean = src.load_clean_label(rec)
     merged = read_label(out / src.label_relpath(rec))
     assert np.array_equal(merged, clean)
+
+
+def _outline_lands_on(store, run_id, part: np.ndarray, path) -> None:
+    """The report's contact sheet outlines the worst image's finding where the part is, in the
+    label frame (CelebAMask-HQ images are twice the label size)."""
+    from labelaudit.report import contact_sheet
+
+    tile = 160
+    sheet = cv2.cvtColor(cv2.imread(str(contact_sheet(store, run_id, path, k=1, tile=tile))),
+                         cv2.COLOR_BGR2RGB)
+    cell = sheet[22:22 + tile, :tile].astype(int)  # below the header: row 1, the image tile
+    yellow = (cell[..., 0] > 200) & (cell[..., 1] > 200) & (cell[..., 2] < 80)
+    yellow[:36] = False  # the row's text
+    assert yellow.sum() > 10
+    ys, xs = np.nonzero(yellow)
+    scale = part.shape[0] / tile
+    py, px = np.nonzero(part)
+    assert abs(ys.mean() * scale - py.mean()) < 4 and abs(xs.mean() * scale - px.mean()) < 4
