@@ -238,6 +238,7 @@ def scan(
     precision: Annotated[float, typer.Option(min=0.0, max=1.0, help="List the findings whose expected precision (mean p_error) is at least this.")] = 0.8,
     scorer: Annotated[Scorer, typer.Option(help="calibrated: p_error from a model fitted on this dataset (labelaudit calibrate); rules: the hand-set rules.")] = Scorer.calibrated,
     recalibrate: Annotated[bool, typer.Option(help="Fit the calibration again even if the run folder has one.")] = False,
+    prior_shift: Annotated[bool, typer.Option(help="Move p_error to this split's share of errors estimated by EM (measured unreliable on training splits: README); off: the calibration's share.")] = False,
 ) -> None:
     """Rank suspect pixels, regions and images of a split with the trained teacher."""
     from labelaudit.scan import ScanOptions, run_scan, summarize, write_csvs
@@ -245,7 +246,8 @@ def scan(
 
     opts = ScanOptions(run_dir=run, split=split.value, teacher=teacher.value, tta=tta,
                        db_url=_db_url(db, run), root=root, batch_size=batch_size, workers=workers,
-                       limit=limit, precision=precision, scorer=scorer.value, recalibrate=recalibrate)
+                       limit=limit, precision=precision, scorer=scorer.value, recalibrate=recalibrate,
+                       prior_shift=prior_shift)
     res = run_scan(opts)
     if res.rank != 0:
         return  # a sharded scan (torchrun): rank 0 reports for all
@@ -325,6 +327,7 @@ def bench(
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
     cleanlab_chunk: Annotated[int, typer.Option(help="Images per cleanlab call (it needs them all in memory).")] = 64,
     scorers: Annotated[str, typer.Option(help="Comma list of our scorers to compare: calibrated,rules.")] = "calibrated,rules",
+    prior_shift: Annotated[bool, typer.Option(help="Calibrated scans move p_error to the split's share of errors estimated by EM.")] = False,
 ) -> None:
     """Score scans against the known noise of a synthetic set, side by side with cleanlab."""
     from labelaudit.bench.run import SCORERS, markdown, run_bench
@@ -332,7 +335,8 @@ def bench(
     names = _comma_list(teachers, tuple(t.value for t in Teacher if t is not Teacher.auto), "--teachers")
     report = run_bench(run, names, scorers=_comma_list(scorers, SCORERS, "--scorers"),
                        db_url=_db_url(db, run), split=split.value, root=root,
-                       batch_size=batch_size, limit=limit, cleanlab_chunk=cleanlab_chunk)
+                       batch_size=batch_size, limit=limit, cleanlab_chunk=cleanlab_chunk,
+                       prior_shift=prior_shift)
     table = markdown(report)
     typer.echo(table)
     if out is not None:

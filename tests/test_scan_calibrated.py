@@ -141,6 +141,8 @@ def test_expected_precision_cutoff_and_ece_by_hand():
     # running means 0.99, 0.945, 0.863, 0.7725, 0.638: the third is the last >= 0.8
     assert expected_precision_cutoff(p, 0.8) == 0.7
     assert expected_precision_cutoff(p, 0.995) == float("inf")
+    # equal values enter together: 0.9, 0.9, then three 0.7 (means 0.9 ... 0.78 with all three)
+    assert expected_precision_cutoff(np.array([0.9, 0.9, 0.7, 0.7, 0.7]), 0.8) == 0.9
     assert expected_calibration_error(np.full(10, 0.9), np.arange(10) < 5) == pytest.approx(0.4)
 
 
@@ -163,7 +165,7 @@ def test_calibrated_scan_lists_the_planted_flip_with_a_high_p_error(flipped):
     assert path.exists() and path.with_suffix(".json").exists() and res.calibration_seconds > 0
     est = res.estimate
     assert est is not None and est.n_listed >= 1 and est.expected_precision >= 0.8
-    assert 0.0 < est.prior_split[0] < est.prior_calibration[0]  # 1 flip in 24 images: rarer
+    assert est.prior_split == est.prior_calibration  # no prior shift by default
     store = open_db(res.db_url)
     with store.session() as s:
         r = s.get(repo.Run, res.run_id)
@@ -176,10 +178,13 @@ def test_calibrated_scan_lists_the_planted_flip_with_a_high_p_error(flipped):
         scores = sorted(f.score for f in repo.iter_findings(s, r))
         assert np.mean(scores) >= 0.8 and r.progress["estimate"]["n_listed"] == len(scores)
     store.close()
-    # the second scan reuses the calibration file (not refitted)
+    # the second scan reuses the calibration file (not refitted); with the prior shift, the
+    # split's share of errors (1 flip in 24 images) is estimated below the calibration's
     mtime = path.stat().st_mtime_ns
-    res2 = run_scan(ScanOptions(run_dir=run, db_url=str(run / "b.db"), progress=False), predict=oracle)
-    assert path.stat().st_mtime_ns == mtime and res2.estimate.n_listed == est.n_listed
+    res2 = run_scan(ScanOptions(run_dir=run, db_url=str(run / "b.db"), progress=False,
+                                prior_shift=True), predict=oracle)
+    assert path.stat().st_mtime_ns == mtime
+    assert 0.0 < res2.estimate.prior_split[0] < res2.estimate.prior_calibration[0]
 
 
 def test_finalising_twice_does_not_move_the_scores_twice(flipped):

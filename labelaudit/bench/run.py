@@ -292,7 +292,8 @@ def _from_store(db_url: str, run_id: int, seen: dict[int, tuple], listed_only: b
 def run_bench(run_dir: str | Path, teachers: tuple[str, ...] = ("csr", "dml"), *,
               scorers: tuple[str, ...] = SCORERS, db_url: str | None = None, split: str = "train",
               root: str | Path | None = None, batch_size: int = 8, limit: int | None = None,
-              cleanlab_chunk: int = 64, tta: bool = False, progress: bool = True) -> BenchReport:
+              cleanlab_chunk: int = 64, tta: bool = False, progress: bool = True,
+              prior_shift: bool = False) -> BenchReport:
     """Per teacher, one fresh scan per scorer (listing every stored finding: precision 0), and
     cleanlab on the first scan's probabilities; everything scored against the known noise."""
     from labelaudit.scan.run import ScanOptions, run_scan
@@ -322,7 +323,7 @@ def run_bench(run_dir: str | Path, teachers: tuple[str, ...] = ("csr", "dml"), *
             opts = ScanOptions(run_dir=run_dir, split=split, teacher=name, tta=tta, db_url=db_url,
                                root=Path(root) if root else None, batch_size=batch_size,
                                limit=limit, resume=False, progress=progress, scorer=scorer,
-                               precision=0.0, purpose="bench")
+                               precision=0.0, purpose="bench", prior_shift=prior_shift)
             res = run_scan(opts, on_image=on_image)
             ours = _from_store(res.db_url, res.run_id, seen, listed_only=scorer == "calibrated")
             ours.seconds = res.own_seconds

@@ -2,9 +2,11 @@
 
 While streaming, every candidate of every image gets its raw probability from the teacher's
 calibration (`scan.calibrator`); candidates at or above `FLOOR` are stored as findings, all of
-them enter a histogram kept in the run's progress. When the scan ends, `finalise` estimates the
-split's share of errors among candidates (EM), moves every probability to it (`p_error`), keeps
-the findings whose list meets the expected precision asked for, and sets each image's
+them enter a histogram kept in the run's progress. When the scan ends, `finalise` (with
+`prior_shift`) estimates the split's share of errors among the stored candidates (EM) and moves
+every probability to it; by default p_error stays at the calibration's share (EM was measured
+to collapse on a training split: README). It keeps the findings whose list meets the expected
+precision asked for, and sets each image's
 `label_quality` = P(no label error in the image) = prod(1 - p_error) over its stored
 candidates (those below the floor change it by a few per mille at most).
 docs/design.md §4.
@@ -19,14 +21,13 @@ import numpy as np
 from labelaudit.confidence import self_confidence
 from labelaudit.data.classes import IGNORE_INDEX
 from labelaudit.scan.calibrator import (
-    Calibrator, adjust, bin_centres, estimate_prior, expected_precision_cutoff, histogram,
+    FLOOR, Calibrator, adjust, bin_centres, estimate_prior, expected_precision_cutoff, histogram,
 )
 from labelaudit.scan.candidates import find_candidates
 from labelaudit.scan.score import ImageAudit, Region, top_class
 
 log = logging.getLogger(__name__)
 
-FLOOR = 0.1  # raw probabilities below this are counted, not stored (a few % after the move)
 
 
 class CalibratedScorer:
@@ -100,14 +101,22 @@ class SplitEstimate:
         return asdict(self)
 
 
-def split_estimate(calibrators: list[Calibrator], hist: list[np.ndarray]) -> tuple[list[float], float, int]:
-    """Per-teacher EM priors, the expected number of errors and the number of candidates."""
+def split_estimate(calibrators: list[Calibrator], hist: list[np.ndarray], shift: bool = False
+                   ) -> tuple[list[float], float, int]:
+    """Per-teacher EM priors, the expected number of errors and the number of candidates.
+
+    The prior is estimated among the candidates at or above FLOOR only (their share of errors
+    in the calibration is `Calibrator.prior`): the bulk below, tiny disagreements the teacher
+    makes everywhere, is where held-out and training images differ most, and an EM over it
+    drove the estimate of a 15 %-noise training split to a seventh of the truth."""
     centres = bin_centres()
+    stored = centres >= FLOOR
     priors, expected, n = [], 0.0, 0
     for cal, h in zip(calibrators, hist):
-        prior = estimate_prior(h, cal.prior)
+        h_stored = np.where(stored, h, 0)
+        prior = estimate_prior(h_stored, cal.prior) if shift else cal.prior
         priors.append(prior)
-        expected += float((h * adjust(centres, cal.prior, prior)).sum())
+        expected += float((h_stored * adjust(centres, cal.prior, prior)).sum())
         n += int(np.asarray(h).sum())
     return priors, expected, n
 
@@ -130,12 +139,12 @@ def listing(p: np.ndarray, target: float) -> tuple[float, np.ndarray]:
 
 def finalise_scores(calibrators: list[Calibrator], hist: list[np.ndarray],
                     found: list[tuple[int, int, float]], quality: dict[int, float],
-                    teacher_of: dict[int, int], precision: float
+                    teacher_of: dict[int, int], precision: float, shift: bool = False
                     ) -> tuple[SplitEstimate, dict[int, float], list[int], dict[int, float]]:
     """From the stored raw findings (id, image id, raw p) of a finished calibrated scan and the
     histograms of all its candidates' raw p (per teacher): the split estimate, {finding id:
     p_error} of the listed findings, the ids to drop, and {image id: label_quality}."""
-    priors, expected, n = split_estimate(calibrators, hist)
+    priors, expected, n = split_estimate(calibrators, hist, shift)
     ids = np.asarray([f[0] for f in found], np.int64)
     images = np.asarray([f[1] for f in found], np.int64)
     teacher = np.asarray([teacher_of.get(int(i), 0) for i in images], np.int64)

@@ -23,7 +23,8 @@ from labelaudit.files import write_bytes_atomic
 log = logging.getLogger(__name__)
 
 BINS = np.linspace(-14.0, 14.0, 281)  # logit histogram edges for the prior estimate
-FORMAT = 1
+FLOOR = 0.1  # candidates below this raw probability are counted, not stored, not re-weighted
+FORMAT = 2  # 2: with the isotonic map
 
 
 def logit(p: np.ndarray) -> np.ndarray:
@@ -71,7 +72,9 @@ def expected_precision_cutoff(p: np.ndarray, target: float) -> float:
     s = np.sort(np.asarray(p, np.float64))[::-1]
     if s.size == 0:
         return float("inf")
-    ok = np.flatnonzero(np.cumsum(s) / np.arange(1, s.size + 1) >= target)
+    mean = np.cumsum(s) / np.arange(1, s.size + 1)
+    ends = np.flatnonzero(np.append(s[1:] != s[:-1], True))  # a cut never splits equal values
+    ok = ends[mean[ends] >= target]
     return float(s[ok[-1]]) if ok.size else float("inf")
 
 
@@ -109,23 +112,30 @@ class CalibrationInfo:
     n_errors: int
     prior: float
     seconds: float
-    cv_ece: float  # out-of-image cross-validated, at the calibration prior
+    cv_ece: float  # out-of-image cross-validated, at the calibration prior, after the isotonic map
     cv_auc: float
     features: list[str] = field(default_factory=list)
     sklearn: str = ""
     cv_reliability: dict[str, list] = field(default_factory=dict)  # see `reliability`
+    prior_stored: float = float("nan")  # share of errors among candidates with p >= FLOOR
+    cv_ece_model: float = float("nan")  # the same before the isotonic map (the model alone)
+    cv_reliability_model: dict[str, list] = field(default_factory=dict)
     format: int = FORMAT
 
 
 class Calibrator:
-    """A fitted model and its calibration facts; `predict` gives raw probabilities."""
+    """A fitted model, the isotonic map that corrects its out-of-image probabilities, and its
+    calibration facts; `predict` gives raw probabilities (at the calibration's prior)."""
 
-    def __init__(self, model, info: CalibrationInfo, context) -> None:
-        self.model, self.info, self.context = model, info, context
+    def __init__(self, model, info: CalibrationInfo, context, isotonic=None) -> None:
+        self.model, self.info, self.context, self.isotonic = model, info, context, isotonic
 
     @property
     def prior(self) -> float:
-        return self.info.prior
+        """Share of errors among the calibration's candidates at or above FLOOR: the prior the
+        stored probabilities hold at (the shift to a split is estimated on those only)."""
+        return self.info.prior_stored if self.info.prior_stored == self.info.prior_stored \
+            else self.info.prior
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Raw probabilities, one thread: the model is small, and OpenMP threads competing with
@@ -135,12 +145,13 @@ class Calibrator:
         if len(features) == 0:
             return np.zeros(0)
         with threadpool_limits(limits=1):
-            return self.model.predict_proba(features)[:, 1]
+            p = self.model.predict_proba(features)[:, 1]
+        return self.isotonic.predict(p) if self.isotonic is not None else p
 
     def save(self, path: Path) -> None:
         """The model (pickle, written atomically) and a readable JSON beside it."""
         blob = pickle.dumps({"format": FORMAT, "model": self.model, "info": asdict(self.info),
-                             "context": self.context})
+                             "context": self.context, "isotonic": self.isotonic})
         write_bytes_atomic(path, blob)
         write_bytes_atomic(path.with_suffix(".json"),
                            (json.dumps(asdict(self.info), indent=1) + "\n").encode())
@@ -155,7 +166,15 @@ class Calibrator:
         except (OSError, pickle.UnpicklingError, AttributeError, ValueError, EOFError) as err:
             raise ValueError(f"{path}: not a labelaudit calibration ({err}); "
                              "delete it and run `labelaudit calibrate` again") from None
-        return Calibrator(blob["model"], CalibrationInfo(**blob["info"]), blob["context"])
+        return Calibrator(blob["model"], CalibrationInfo(**blob["info"]), blob["context"],
+                          blob.get("isotonic"))
+
+
+def fit_isotonic(p: np.ndarray, y: np.ndarray):
+    """The monotone map from a model's out-of-image probabilities to observed error rates."""
+    from sklearn.isotonic import IsotonicRegression
+
+    return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p, y.astype(float))
 
 
 def fit_model(x: np.ndarray, y: np.ndarray, seed: int = 0):

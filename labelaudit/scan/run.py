@@ -68,6 +68,7 @@ class ScanOptions:
     calibration: CalibrationOptions = field(default_factory=CalibrationOptions)
     recalibrate: bool = False  # fit the calibration again even when the run folder has one
     purpose: str = "audit"  # "bench": a benchmark's scan, never the default of review / export
+    prior_shift: bool = False  # calibrated: move p_error to the split's estimated share of errors (EM)
 
 
 @dataclass
@@ -152,7 +153,7 @@ def _scan_config(opts: ScanOptions, teachers: TeacherSet) -> dict[str, Any]:
             "labels_dir": str(opts.labels_dir) if opts.labels_dir else None, "limit": opts.limit,
             "scorer": opts.scorer, "purpose": opts.purpose,
             **({"params": vars(opts.params)} if opts.scorer == "rules" else
-               {"precision": opts.precision}),
+               {"precision": opts.precision, "prior_shift": opts.prior_shift}),
             **describe(teachers)}
 
 
@@ -383,7 +384,7 @@ def run_scan(opts: ScanOptions, on_image: ImageHook | None = None,
             # every shard is in the store (the reduction is also the ranks' meeting point)
             result.n_scored_now = round(all_reduce_mean(result.n_scored_now, dist) * dist.world_size)
             if plan.scorer is not None and dist.is_master:
-                result.estimate = _finalise(plan, opts.precision)
+                result.estimate = _finalise(plan, opts.precision, opts.prior_shift)
             status = "done"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -440,7 +441,7 @@ def _scan_batches(plan: _Plan, opts: ScanOptions, on_image: ImageHook | None, re
     bar.close()
 
 
-def _finalise(plan: _Plan, precision: float) -> SplitEstimate:
+def _finalise(plan: _Plan, precision: float, shift: bool = False) -> SplitEstimate:
     """The end of a calibrated scan: the split's prior, p_error, the list, image qualities."""
     assert plan.scorer is not None
     teacher_of = {plan.image_ids[r.id]: plan.teachers.for_record(r.id) for r in plan.dataset.records}
@@ -452,7 +453,7 @@ def _finalise(plan: _Plan, precision: float) -> SplitEstimate:
         found, quality = repo.scan_scores(s, run)
         hist = [np.asarray(h, np.int64) for h in totals(progress)["p_hist"]]
         est, scores, drop, new_quality = finalise_scores(plan.scorer.calibrators, hist, found,
-                                                          quality, teacher_of, precision)
+                                                          quality, teacher_of, precision, shift)
         repo.rescore_scan(s, run, scores, drop, new_quality, {**progress, "estimate": est.to_json()})
     log.info("scan %d: about %.0f label errors among %d candidates; %d findings listed at "
              "expected precision %.2f (p_error >= %.3f)", plan.run_id, est.expected_errors,
