@@ -115,7 +115,7 @@ def main() -> None:
         else:
             from pgserver import PgServer
 
-            with PgServer() as url:
+            with PgServer(port=55433) as url:  # beside a test session's server
                 def size() -> int:
                     from sqlalchemy import create_engine, text
 
