@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
+
+from labelaudit.bench.labels import clean_label_tree, label_noise
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "labelaudit"]
@@ -30,19 +32,6 @@ CLI = [sys.executable, "-m", "labelaudit"]
 def sh(*args: str) -> None:
     print("+", " ".join(args), flush=True)
     subprocess.run(args, check=True, cwd=ROOT)
-
-
-def clean_tree(data: Path, out: Path) -> Path:
-    """A label tree in the set's own layout holding the clean labels (what training reads with
-    --labels)."""
-    if (out / "done").exists():
-        return out
-    for split in ("train", "val", "test"):
-        (out / split / "labels").mkdir(parents=True, exist_ok=True)
-        for f in (data / split / "labels_clean").glob("*.png"):
-            shutil.copy2(f, out / split / "labels" / f.name)
-    (out / "done").write_text("")
-    return out
 
 
 def train(data: Path, run: Path, preset: str, seed: int, labels: Path | None = None) -> None:
@@ -80,22 +69,6 @@ def fixed_labels(run: Path, out: Path, precision: float) -> dict:
     return {k: manifest.get(k) for k in ("n_images_changed", "n_findings_applied", "n_pixels_changed")}
 
 
-def label_noise(data: Path, labels: Path) -> dict:
-    """Wrong training pixels (vs clean) before and after the export, fixed and newly broken."""
-    from labelaudit.data import open_source
-
-    src = open_source("synthetic", data)
-    out = {"before": 0, "after": 0, "fixed": 0, "broken": 0}
-    for rec in src.records("train"):
-        clean = src.load_clean_label(rec)
-        was, now = src.load_label(rec) != clean, src.load_label(rec, labels) != clean
-        out["before"] += int(was.sum())
-        out["after"] += int(now.sum())
-        out["fixed"] += int((was & ~now).sum())
-        out["broken"] += int((~was & now).sum())
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=Path("bench-work"))
@@ -108,14 +81,14 @@ def main() -> None:
     data = work / "synth"
     if not (data / "synthetic.json").exists():
         sh(*CLI, "synth", "--out", str(data), "--n", "400", "--size", "128", "--seed", "1")
-    clean = clean_tree(data, work / "loop" / "clean-labels")
+    clean = clean_label_tree(data, work / "loop" / "clean-labels")  # idempotent, 400 small files
     rows = []
     for i, seed in enumerate(int(s) for s in a.seeds.split(",")):
         base = work / "loop" / f"seed-{seed}"
         floor = a.floor_run.resolve() if (i == 0 and a.floor_run) else base / "noisy"
         train(data, floor, a.preset, seed)
         export = fixed_labels(floor, base / "fixed-labels", a.precision)
-        noise = label_noise(data, base / "fixed-labels")
+        noise = asdict(label_noise(data, base / "fixed-labels"))
         train(data, base / "loop", a.preset, seed, base / "fixed-labels")
         train(data, base / "clean", a.preset, seed, clean)
         f = {k: test_f1(r) for k, r in (("floor", floor), ("loop", base / "loop"), ("ceiling", base / "clean"))}

@@ -43,31 +43,12 @@ class DemoResult:
         return (self.f1_after - self.f1_before) / lost if lost > 0 else float("nan")
 
 
-def _label_noise(root: Path, labels_dir: Path) -> tuple[int, int, int, int]:
-    """Wrong training pixels (vs the clean labels) in the given labels and in the tree
-    `labels_dir`, and the pixels that tree fixed and broke: one pass over the training split."""
-    from labelaudit.data import open_source
-
-    src = open_source("synthetic", root)
-    before = after = fixed = broken = 0
-    for rec in src.records("train"):
-        clean = src.load_clean_label(rec)
-        given_wrong = src.load_label(rec) != clean
-        now_wrong = src.load_label(rec, labels_dir) != clean
-        before += int(given_wrong.sum())
-        after += int(now_wrong.sum())
-        fixed += int((given_wrong & ~now_wrong).sum())
-        broken += int((~given_wrong & now_wrong).sum())
-    return before, after, fixed, broken
-
-
 def run_demo(out: str | Path = "demo-out", *, n: int = 200, size: int = 96, preset: str = "demo",
              epochs: int | None = None, precision: float = 0.8, seed: int = 0,
              echo: Callable[[str], None] = log.info) -> DemoResult:
     """Run the loop into `out` (replaced if it holds an earlier demo)."""
     from labelaudit.bench.run import markdown, run_bench
     from labelaudit.data.synthetic import generate
-    from labelaudit.export import export_labels
     from labelaudit.report import make_report
     from labelaudit.store import open_db
     from labelaudit.train import load_config
@@ -93,39 +74,55 @@ def run_demo(out: str | Path = "demo-out", *, n: int = 200, size: int = 96, pres
     bench = run_bench(out / "run", ("csr",), db_url=db, progress=False)
     echo(markdown(bench))
     ours, theirs = bench.teachers[0].methods["calibrated"], bench.teachers[0].methods["cleanlab"]
-
-    echo(f"[4/7] accepting the findings listed at expected precision {precision} "
-         "(stands in for a reviewer)")
+    scan_id = bench.teachers[0].scan_run_id
     store = open_db(db)
     try:
-        ids = _auto_accept(store, bench.teachers[0].scan_run_id, precision)
-        echo(f"      {len(ids)} findings accepted")
-
-        echo("[5/7] exporting the corrected label tree")
-        res = export_labels(store, out / "fixed", run_id=bench.teachers[0].scan_run_id)
-        injected, after_noise, fixed, broken = _label_noise(out / "data", out / "fixed")
-        echo(f"      {res.n_images_changed} images changed; wrong training pixels {injected} -> "
-             f"{after_noise} ({fixed} fixed, {broken} newly wrong)")
-
+        ids, noise = _accept_and_export(store, scan_id, out, precision, echo)
         echo("[6/7] retraining on the corrected labels, and on the clean labels (the ceiling)")
-        cfg2 = load_config(preset, None, {**overrides, "data.labels": str(out / "fixed")})
-        _, f1_after = _train(cfg2, out / "run-fixed", db)
-        cfg3 = load_config(preset, None, {**overrides, "data.labels": str(_clean_tree(out))})
-        _, f1_clean = _train(cfg3, out / "run-clean", db)
+        f1_after, f1_clean = _retrain(out, preset, overrides, db)
         echo(f"      test mean F1 of the CSR teacher: noisy labels {f1_before:.2f}, after the loop "
              f"{f1_after:.2f}, clean labels {f1_clean:.2f}")
-
         echo("[7/7] writing the report")
-        rep = make_report(store, out / "report", run_id=bench.teachers[0].scan_run_id,
-                          before=out / "run", after=out / "run-fixed")
+        rep = make_report(store, out / "report", run_id=scan_id, before=out / "run",
+                          after=out / "run-fixed")
         echo(f"      {rep.out / 'report.md'}")
     finally:
         store.close()
-    result = DemoResult(out, summary.n_noisy, injected, after_noise, fixed, broken, len(ids),
-                        ours.image_ap, theirs.image_ap, ours.region_precision, ours.region_recall,
-                        float(f1_before), float(f1_after), float(f1_clean), time.perf_counter() - t0)
+    result = DemoResult(out, summary.n_noisy, noise.before, noise.after, noise.fixed, noise.broken,
+                        len(ids), ours.image_ap, theirs.image_ap, ours.region_precision,
+                        ours.region_recall, float(f1_before), float(f1_after), float(f1_clean),
+                        time.perf_counter() - t0)
     echo(_summary(result))
     return result
+
+
+def _accept_and_export(store, scan_id: int, out: Path, precision: float,
+                       echo: Callable[[str], None]):
+    """Steps 4-5: accept the listed findings, export the corrected tree; (ids, LabelNoise)."""
+    from labelaudit.bench.labels import label_noise
+    from labelaudit.export import export_labels
+
+    echo(f"[4/7] accepting the findings listed at expected precision {precision} "
+         "(stands in for a reviewer)")
+    ids = _auto_accept(store, scan_id, precision)
+    echo(f"      {len(ids)} findings accepted")
+    echo("[5/7] exporting the corrected label tree")
+    res = export_labels(store, out / "fixed", run_id=scan_id)
+    noise = label_noise(out / "data", out / "fixed")
+    echo(f"      {res.n_images_changed} images changed; wrong training pixels {noise.before} -> "
+         f"{noise.after} ({noise.fixed} fixed, {noise.broken} newly wrong)")
+    return ids, noise
+
+
+def _retrain(out: Path, preset: str, overrides: dict, db: str) -> tuple[float, float]:
+    """Step 6: the test mean F1 of trainings on the corrected and on the clean labels."""
+    from labelaudit.bench.labels import clean_label_tree
+    from labelaudit.train import load_config
+
+    trees = {"run-fixed": out / "fixed",
+             "run-clean": clean_label_tree(out / "data", out / "clean-labels")}
+    return tuple(_train(load_config(preset, None, {**overrides, "data.labels": str(tree)}),
+                        out / name, db)[1] for name, tree in trees.items())  # type: ignore[return-value]
 
 
 def _summary(r: DemoResult) -> str:
@@ -154,16 +151,6 @@ def _train(cfg, run_dir: Path, db: str):
     with recorded_training(cfg, run_dir, db):
         result = train(cfg, run_dir)
     return result, result.test.get("mean_f1", float("nan"))
-
-
-def _clean_tree(out: Path) -> Path:
-    """The generator's clean labels as a label tree (what `train --labels` reads)."""
-    tree = out / "clean-labels"
-    for split in ("train", "val", "test"):
-        (tree / split / "labels").mkdir(parents=True, exist_ok=True)
-        for f in (out / "data" / split / "labels_clean").glob("*.png"):
-            shutil.copy2(f, tree / split / "labels" / f.name)
-    return tree
 
 
 def _auto_accept(store, scan_run_id: int, precision: float) -> list[int]:

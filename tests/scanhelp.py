@@ -109,3 +109,20 @@ def scan_snapshot(url: str, run_id: int) -> tuple[list, list]:
                         for sc in s.query(ImageScore).filter(ImageScore.run_id == run_id))
     store.close()
     return found, images
+
+
+def torchrun(*args: str, nproc: int = 2, timeout: int = 600):
+    """`python -m torch.distributed.run --nproc_per_node N -m labelaudit ARGS` on a free local
+    port, one thread per process; the CompletedProcess."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+           "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", "labelaudit", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})

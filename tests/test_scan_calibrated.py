@@ -201,7 +201,7 @@ def test_finalising_twice_does_not_move_the_scores_twice(flipped):
 
     plan = scan_run._plan(opts, store, res.db_url, setup_distributed(), oracle_predictor(root))
     plan.run_id = res.run_id
-    again = scan_run._finalise(plan, 0.0)
+    again = scan_run._finalise(plan, 0.0, False)
     with store.session() as s:
         assert repo.scan_scores(s, s.get(repo.Run, res.run_id)) == before
     assert again.n_listed == res.estimate.n_listed

@@ -2,30 +2,11 @@
 store and give exactly the findings of a one-process scan (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-
 import pytest
-from scanhelp import make_dataset, make_run, scan_snapshot
+from scanhelp import make_dataset, make_run, scan_snapshot, torchrun
 
 from labelaudit.scan import ScanOptions, run_scan
 from labelaudit.store import Run, open_db
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _torchrun_scan(run, db: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-           "-m", "labelaudit", "scan", "--run-dir", str(run), "--db", db, "--batch-size", "1", "--top", "2"]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 
 @pytest.mark.slow
@@ -36,7 +17,7 @@ def test_two_ranks_give_the_findings_of_one(tmp_path, request, backend):
     one = run_scan(ScanOptions(run_dir=run, db_url=str(tmp_path / "one.db"), batch_size=1,
                                progress=False))
     db = f"sqlite:///{tmp_path / 'two.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
-    proc = _torchrun_scan(run, db)
+    proc = torchrun("scan", "--run-dir", str(run), "--db", db, "--batch-size", "1", "--top", "2")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert proc.stdout.count("images scored") == 1  # rank 0 alone reports, for both ranks
     assert "24 images scored" in proc.stdout

@@ -294,3 +294,14 @@ def test_real_loaders_read_the_generated_layouts(sets, fmt):
                 np.testing.assert_array_equal(label, given)
                 np.testing.assert_array_equal(source.load_clean_label(rec), clean)
                 assert (rec.id in noisy) == bool((label != clean).any())
+
+
+def test_label_noise_of_the_clean_tree_is_all_fixed(tmp_path):
+    from labelaudit.bench.labels import clean_label_tree, label_noise
+    from labelaudit.data.synthetic import generate
+
+    summary = generate(tmp_path / "data", n=20, size=64, noise_rate=0.5, seed=3, progress=False)
+    tree = clean_label_tree(tmp_path / "data", tmp_path / "clean")
+    got = label_noise(tmp_path / "data", tree)
+    assert got.before == summary.noisy_pixels > 0
+    assert (got.after, got.fixed, got.broken) == (0, got.before, 0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -200,21 +199,13 @@ def test_folds_train_out_of_sample_teachers(tiny, tmp_path):
     assert all(ts.for_record(i) == f for i, f in zip(ids, meta["fold_of_index"]))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_process_ddp_with_torchrun(tiny, tmp_path):
     out = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-           "-m", "labelaudit", "train", "--root", str(tiny), "--preset", "cpu-tiny",
-           "--epochs", "2", "--batch-size", "4", "--run-dir", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    from scanhelp import torchrun
+
+    proc = torchrun("train", "--root", str(tiny), "--preset", "cpu-tiny", "--epochs", "2",
+                    "--batch-size", "4", "--run-dir", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     rep = json.loads((out / "report.json").read_text())
     assert rep["epochs"] == 2

@@ -101,7 +101,7 @@ class SplitEstimate:
         return asdict(self)
 
 
-def split_estimate(calibrators: list[Calibrator], hist: list[np.ndarray], shift: bool = False
+def split_estimate(calibrators: list[Calibrator], hist: list[np.ndarray], shift: bool
                    ) -> tuple[list[float], float, int]:
     """Per-teacher EM priors, the expected number of errors and the number of candidates.
 
@@ -139,7 +139,7 @@ def listing(p: np.ndarray, target: float) -> tuple[float, np.ndarray]:
 
 def finalise_scores(calibrators: list[Calibrator], hist: list[np.ndarray],
                     found: list[tuple[int, int, float]], quality: dict[int, float],
-                    teacher_of: dict[int, int], precision: float, shift: bool = False
+                    teacher_of: dict[int, int], precision: float, shift: bool
                     ) -> tuple[SplitEstimate, dict[int, float], list[int], dict[int, float]]:
     """From the stored raw findings (id, image id, raw p) of a finished calibrated scan and the
     histograms of all its candidates' raw p (per teacher): the split estimate, {finding id:

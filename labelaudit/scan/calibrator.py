@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import pickle
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -134,8 +135,8 @@ class Calibrator:
     def prior(self) -> float:
         """Share of errors among the calibration's candidates at or above FLOOR: the prior the
         stored probabilities hold at (the shift to a split is estimated on those only)."""
-        return self.info.prior_stored if self.info.prior_stored == self.info.prior_stored \
-            else self.info.prior
+        stored = self.info.prior_stored
+        return self.info.prior if math.isnan(stored) else stored
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Raw probabilities, one thread: the model is small, and OpenMP threads competing with

@@ -441,7 +441,7 @@ def _scan_batches(plan: _Plan, opts: ScanOptions, on_image: ImageHook | None, re
     bar.close()
 
 
-def _finalise(plan: _Plan, precision: float, shift: bool = False) -> SplitEstimate:
+def _finalise(plan: _Plan, precision: float, shift: bool) -> SplitEstimate:
     """The end of a calibrated scan: the split's prior, p_error, the list, image qualities."""
     assert plan.scorer is not None
     teacher_of = {plan.image_ids[r.id]: plan.teachers.for_record(r.id) for r in plan.dataset.records}

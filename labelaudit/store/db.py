@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,24 @@ def json_dumps(obj: Any) -> str:
     return json.dumps(obj, default=str, sort_keys=True)
 
 
+def _set_wal(cur: Any) -> None:
+    """Switch the file to WAL journaling. SQLite answers "database is locked" at once, without
+    its busy handler, when another process holds the new file (ranks of a sharded scan opening
+    one new store): retry for up to the busy timeout. The mode is kept in the file, so only the
+    first opener of a store ever waits here."""
+    import sqlite3
+
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _install_sqlite_hooks(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -91,9 +110,9 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         # migration non-atomic; take over BEGIN ourselves (the documented SQLAlchemy recipe).
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        _set_wal(cur)
+        cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
