@@ -55,7 +55,7 @@ def test_f1(run: Path) -> float:
     d = t.config.data
     test = FaceParsingDataset(d.open_source(), "test", size=d.size, augment=False,
                               channel_order=d.channel_order)
-    return float(evaluate(t.model, test, torch.device("cpu")).as_dict()["mean_f1"])
+    return float(evaluate(t.models[0], test, torch.device("cpu")).as_dict()["mean_f1"])
 
 
 def fixed_labels(run: Path, out: Path, precision: float) -> dict:

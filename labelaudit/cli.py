@@ -220,6 +220,7 @@ class Teacher(str, Enum):
     dml = "dml"
     final = "final"
     folds = "folds"
+    snapshots = "snapshots"
 
 
 @command()
@@ -318,7 +319,7 @@ def _print_summary(sm) -> None:
 @command()
 def bench(
     run: RunOpt = None,
-    teachers: Annotated[str, typer.Option(help="Comma list of teachers to compare: csr,dml,final,folds.")] = "csr,dml",
+    teachers: Annotated[str, typer.Option(help="Comma list of teachers to compare: csr,dml,final,folds,snapshots.")] = "csr,dml",
     root: Annotated[Optional[Path], typer.Option(help="Dataset root with labels_clean/ (default: the run's).")] = None,
     db: DbOpt = None,
     out: Annotated[Optional[Path], typer.Option(help="Write bench.json and bench.md here.")] = None,

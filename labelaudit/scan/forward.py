@@ -55,8 +55,15 @@ def network_predictor(teachers: TeacherSet, classes, device: torch.device, tta: 
     amp = device.type == "cuda"
 
     def predict(k: int, batch: dict[str, Any]) -> list[np.ndarray]:
-        return predict_batch_probs(teachers.teachers[k].model, batch, device, classes, amp=amp,
-                                   flip_tta=tta)
+        models = teachers.teachers[k].models
+        out = predict_batch_probs(models[0], batch, device, classes, amp=amp, flip_tta=tta)
+        for m in models[1:]:  # an ensemble: the running sum, then the mean
+            for acc, p in zip(out, predict_batch_probs(m, batch, device, classes, amp=amp, flip_tta=tta)):
+                acc += p
+        if len(models) > 1:
+            for acc in out:
+                acc /= len(models)
+        return out
     return predict
 
 

@@ -5,7 +5,9 @@ Teachers a run can provide:
   dml    the student saved at the end of the DML phase (`dml_student.pt`): an ordinary training;
   final  the last student of `checkpoint.pt`;
   folds  the K out-of-sample teachers of `train --folds K` (`fold-<k>/checkpoint.pt`): each
-         training image is scored by the teacher that never saw it.
+         training image is scored by the teacher that never saw it;
+  snapshots  the mean probability of the students kept along the way
+         (`schedule.snapshot_every`, `snapshots/epoch-*.pt`): an ensemble over training time.
 """
 from __future__ import annotations
 
@@ -20,19 +22,19 @@ import torch
 
 from labelaudit.train.checkpoint import CheckpointError, load_checkpoint
 from labelaudit.train.config import TrainConfig, config_from_dict
-from labelaudit.train.engine import CHECKPOINT, DML_STUDENT
+from labelaudit.train.engine import CHECKPOINT, DML_STUDENT, SNAPSHOTS
 
 log = logging.getLogger(__name__)
 
-TEACHERS = ("auto", "csr", "dml", "final", "folds")
+TEACHERS = ("auto", "csr", "dml", "final", "folds", "snapshots")
 
 
 @dataclass
 class Teacher:
-    """One inference network and what the scan needs to know about it."""
+    """One judge: an inference network, or several whose probabilities are averaged."""
 
     name: str
-    model: torch.nn.Module
+    models: list[torch.nn.Module]
     config: TrainConfig
     checkpoint: Path
     calibration: dict[str, list] | None = None  # per-class confidence sums from the val split
@@ -76,8 +78,22 @@ def _load_one(path: Path, which: str, device: torch.device) -> Teacher:
             weights = state["teacher"]
         calib = state.get("calibration")
     cfg = config_from_dict(state["config"])
-    return Teacher(which, _inference_model(weights, cfg, len(state["classes"]), device), cfg,
+    return Teacher(which, [_inference_model(weights, cfg, len(state["classes"]), device)], cfg,
                    path, calib)
+
+
+def _load_snapshots(run_dir: Path, device: torch.device) -> Teacher:
+    files = sorted((run_dir / SNAPSHOTS).glob("epoch-*.pt"))
+    if not files:
+        raise CheckpointError(f"{run_dir / SNAPSHOTS}: no snapshots; train with "
+                              "schedule.snapshot_every > 0 for the snapshots teacher")
+    models = []
+    for path in files:
+        state = load_checkpoint(path, ("student", "config", "classes"))
+        cfg = config_from_dict(state["config"])
+        models.append(_inference_model(state["student"], cfg, len(state["classes"]), device))
+    log.info("snapshots teacher: %d students (%s ... %s)", len(files), files[0].name, files[-1].name)
+    return Teacher("snapshots", models, cfg, run_dir / SNAPSHOTS)
 
 
 def load_teachers(run_dir: str | Path, which: str = "auto", device: torch.device | None = None
@@ -94,6 +110,8 @@ def load_teachers(run_dir: str | Path, which: str = "auto", device: torch.device
     folds_file = run_dir / "folds.json"
     if which == "auto":
         which = "folds" if folds_file.exists() else "csr"
+    if which == "snapshots":
+        return TeacherSet(which, [_load_snapshots(run_dir, device)])
     if which != "folds":
         path = run_dir / (DML_STUDENT if which == "dml" else CHECKPOINT)
         if not path.exists() and folds_file.exists():

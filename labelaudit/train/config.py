@@ -68,7 +68,7 @@ class ScheduleConfig:
     weight_decay: float = 5e-4
     poly_power: float = 0.9
     csr_start: int = 150  # first epoch of the CSR phase
-    cycles: int = 5  # K
+    cycles: int = 5  # K; 0: no CSR phase (a plain training; csr_start is set to epochs)
     cycle_epochs: int = 10  # N
     cycle_lr_max: float = 5e-4
     cycle_lr_min: float = 1e-5
@@ -85,6 +85,13 @@ class ScheduleConfig:
     # CSR loss: "add" puts the distillation KL on top of the hard-label losses; "replace" (the
     # released code) puts the soft target in the hard target's place (model.losses).
     csr_loss: str = "add"
+    # False: parsing CE + Lovasz only (the edge and edge-attention terms weigh 0): with cycles = 0,
+    # the "plain network" a user would train instead of DML-CSR (benchmarks/bench_teachers.py).
+    edge_loss: bool = True
+    # Keep the student's weights every this many epochs in snapshots/ (0 = off): the scan's
+    # "snapshots" teacher averages their probabilities (early-learning: models fit clean labels
+    # before they memorise noisy ones).
+    snapshot_every: int = 0
 
 
 @dataclass
@@ -167,6 +174,9 @@ def rescale_epochs(cfg: TrainConfig, epochs: int) -> None:
     checkpoint still ends with a teacher.
     """
     s = cfg.schedule
+    if s.cycles == 0:
+        s.epochs = s.csr_start = epochs
+        return
     if epochs < 2:
         raise ValueError("--epochs must be at least 2 (one DML epoch and one CSR cycle)")
     csr_span = s.cycles * s.cycle_epochs
@@ -244,15 +254,18 @@ def load_config(preset_name: str = "paper", toml_path: str | Path | None = None,
         _merge(target, {leaf: value}, "flag")
     if epochs is not None and epochs != cfg.schedule.epochs:
         rescale_epochs(cfg, epochs)
+    if cfg.schedule.cycles == 0:
+        cfg.schedule.csr_start = cfg.schedule.epochs  # no CSR phase: the whole run is DML
     validate(cfg)
     return cfg
 
 
 _POSITIVE = {"model": ("width",), "data": ("size", "scale_min", "scale_max"),
-             "schedule": ("epochs", "batch_size", "lr", "cycles", "cycle_epochs", "cycle_lr_max",
+             "schedule": ("epochs", "batch_size", "lr", "cycle_epochs", "cycle_lr_max",
                           "edge_width")}
 _NON_NEGATIVE = {"data": ("rotation", "workers"),
-                 "schedule": ("momentum", "weight_decay", "poly_power", "cycle_lr_min")}
+                 "schedule": ("momentum", "weight_decay", "poly_power", "cycle_lr_min", "cycles",
+                              "snapshot_every")}
 _CHOICES = {"model": {"abn": ("auto", "torch", "inplace"), "conva_kernel": (1, 3)},
             "data": {"channel_order": ("rgb", "bgr"), "on_bad": ("raise", "skip"),
                      "dataset": DATASET_KINDS}}
@@ -285,7 +298,7 @@ def validate(cfg: TrainConfig) -> None:
     """Reject settings that cannot work, with the setting's name in the message."""
     _check_ranges(cfg)
     s = cfg.schedule
-    if not 0 <= s.csr_start < s.epochs:
+    if not 0 <= s.csr_start < s.epochs and not (s.cycles == 0 and s.csr_start == s.epochs):
         raise ValueError(f"schedule.csr_start={s.csr_start} must lie in [0, epochs={s.epochs})")
     if s.csr_start + s.cycles * s.cycle_epochs > s.epochs:
         raise ValueError(

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
 DML_STUDENT = "dml_student.pt"
 BEST = "best.pt"
+SNAPSHOTS = "snapshots"  # <run>/snapshots/epoch-0010.pt: the student every schedule.snapshot_every epochs
 
 
 @dataclass
@@ -161,7 +162,10 @@ class Trainer:
             net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.optimizer = torch.optim.SGD(self.student.parameters(), lr=s.lr, momentum=s.momentum,
                                          weight_decay=s.weight_decay)
-        self.criterion = DMLCSRLoss(LossWeights(edge_width=s.edge_width), composition=s.csr_loss)
+        weights = LossWeights(edge_width=s.edge_width) if s.edge_loss else LossWeights(
+            edge_width=s.edge_width, binary_edge=0.0, category_edge=0.0, binary_attention=0.0,
+            category_attention=0.0)
+        self.criterion = DMLCSRLoss(weights, composition=s.csr_loss)
         self.start_epoch = 0
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {}
@@ -295,6 +299,11 @@ class Trainer:
                              "classes": list(self.classes.names), "config": self.cfg.to_dict(),
                              "val": {k: v for k, v in record.items() if k.startswith("val/")}},
                             self.run_dir / DML_STUDENT)
+        every = self.cfg.schedule.snapshot_every
+        if every and (epoch + 1) % every == 0:
+            save_checkpoint({"student": _unwrap(self.student).state_dict(), "epoch": epoch + 1,
+                             "classes": list(self.classes.names), "config": self.cfg.to_dict()},
+                            self.run_dir / SNAPSHOTS / f"epoch-{epoch + 1:04d}.pt")
         self.history.append(record)
         save_checkpoint(self._state(epoch + 1), self.run_dir / CHECKPOINT)
         append_metrics(self.run_dir, record)

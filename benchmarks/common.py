@@ -1,0 +1,31 @@
+"""Helpers shared by the benchmark scripts: run the CLI, train a run once (resumable)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "labelaudit"]
+
+
+def labelaudit(*args: str) -> float:
+    """Run `labelaudit ARGS` from the project root (echoed first); its wall time in seconds."""
+    print("+ labelaudit", " ".join(args), flush=True)
+    t0 = time.perf_counter()
+    subprocess.run([*CLI, *args], check=True, cwd=ROOT)
+    return time.perf_counter() - t0
+
+
+def trained(run: Path, *args: str, folds: int = 0) -> bool:
+    """`labelaudit train --run RUN ARGS` unless the run finished; an interrupted one is resumed.
+
+    True when it trained now (False: the cached run was reused)."""
+    done = (run / f"fold-{folds - 1}" if folds else run) / "report.json"
+    if done.exists():
+        return False
+    started = (run / "checkpoint.pt").exists() or (run / "folds.json").exists()
+    labelaudit("train", "--run", str(run), *args, *(["--folds", str(folds)] if folds else []),
+               *(["--resume"] if started else []))
+    return True
