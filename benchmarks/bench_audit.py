@@ -60,15 +60,14 @@ import json, resource, sys, time
 from pathlib import Path
 import numpy as np, torch
 from torch.utils.data import DataLoader
-from labelaudit.scan.run import ScanDataset, scan_collate, network_predictor
-from labelaudit.scan.teachers import load_teachers
+from labelaudit.scan.run import ScanDataset, scan_collate, teacher_predictor
+from labelaudit.teachers import load_teachers
 run, limit = sys.argv[1], int(sys.argv[2])
 ts = load_teachers(run, "csr")
-cfg = ts.config
-src = cfg.data.open_source()
-ds = ScanDataset(src, "train", size=cfg.data.size, augment=False)
+src = ts.data.open_source()
+ds = ScanDataset(src, "train", size=ts.size, augment=False)
 ds.records = ds.records[:limit]
-predict = network_predictor(ts, src.classes, torch.device("cpu"), False)
+predict = teacher_predictor(ts, src.classes)
 probs, labels = [], []
 t0 = time.perf_counter()
 for b in DataLoader(ds, batch_size=8, collate_fn=scan_collate):

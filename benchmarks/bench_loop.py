@@ -48,14 +48,13 @@ def test_f1(run: Path) -> float:
     import torch
 
     from labelaudit.data import FaceParsingDataset
-    from labelaudit.scan.teachers import load_teachers
+    from labelaudit.teachers import load_teachers
     from labelaudit.train.evaluate import evaluate
 
-    t = load_teachers(run, "csr").teachers[0]
-    d = t.config.data
-    test = FaceParsingDataset(d.open_source(), "test", size=d.size, augment=False,
-                              channel_order=d.channel_order)
-    return float(evaluate(t.models[0], test, torch.device("cpu")).as_dict()["mean_f1"])
+    ts = load_teachers(run, "csr")
+    test = FaceParsingDataset(ts.data.open_source(), "test", size=ts.size, augment=False,
+                              channel_order=ts.channel_order)
+    return float(evaluate(ts.teachers[0].model, test, torch.device("cpu")).as_dict()["mean_f1"])
 
 
 def fixed_labels(run: Path, out: Path, precision: float) -> dict:

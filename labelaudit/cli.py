@@ -223,6 +223,22 @@ class Teacher(str, Enum):
     snapshots = "snapshots"
 
 
+CheckpointOpt = Annotated[Optional[list[Path]], typer.Option(
+    "--checkpoint", help="A checkpoint file as the teacher: a labelaudit one or the released DML-CSR "
+    "weights (preprocessing decided from the file). Repeat to average several. Needs --dataset and --root.")]
+ProbsOpt = Annotated[Optional[list[Path]], typer.Option(
+    "--probs", help="A folder of probability maps (`labelaudit predict --out`, or any program: "
+    "README) as the teacher. Repeat to average several. Needs --dataset and --root.")]
+DatasetOpt = Annotated[Optional[DatasetKind], typer.Option(
+    "--dataset", help="On-disk format of the dataset (with --checkpoint or --probs).")]
+
+
+def _teacher_files(checkpoint, probs, dataset) -> dict:
+    """ScanOptions fields for a teacher given as files (checkpoints, probability folders)."""
+    return {"checkpoints": tuple(checkpoint or ()), "probs": tuple(probs or ()),
+            "dataset": dataset.value if dataset else None}
+
+
 @command()
 def scan(
     run: RunOpt = None,
@@ -240,15 +256,19 @@ def scan(
     scorer: Annotated[Scorer, typer.Option(help="calibrated: p_error from a model fitted on this dataset (labelaudit calibrate); rules: the hand-set rules.")] = Scorer.calibrated,
     recalibrate: Annotated[bool, typer.Option(help="Fit the calibration again even if the run folder has one.")] = False,
     prior_shift: Annotated[bool, typer.Option(help="Move p_error to this split's share of errors estimated by EM (measured unreliable on training splits: README); off: the calibration's share.")] = False,
+    checkpoint: CheckpointOpt = None,
+    probs: ProbsOpt = None,
+    dataset: DatasetOpt = None,
 ) -> None:
-    """Rank suspect pixels, regions and images of a split with the trained teacher."""
+    """Rank suspect pixels, regions and images of a split with the trained teacher, any
+    checkpoint file, or probability maps from any model."""
     from labelaudit.scan import ScanOptions, run_scan, summarize, write_csvs
     from labelaudit.store import open_db
 
     opts = ScanOptions(run_dir=run, split=split.value, teacher=teacher.value, tta=tta,
                        db_url=_db_url(db, run), root=root, batch_size=batch_size, workers=workers,
                        limit=limit, precision=precision, scorer=scorer.value, recalibrate=recalibrate,
-                       prior_shift=prior_shift)
+                       prior_shift=prior_shift, **_teacher_files(checkpoint, probs, dataset))
     res = run_scan(opts)
     if res.rank != 0:
         return  # a sharded scan (torchrun): rank 0 reports for all
@@ -278,16 +298,61 @@ def calibrate(
     limit: Annotated[int, typer.Option(min=1, help="Use at most N images of the split.")] = 400,
     seed: Annotated[int, typer.Option(help="Seed of the corruptions.")] = 0,
     root: Annotated[Optional[Path], typer.Option(help="Dataset root, if it moved since training.")] = None,
+    checkpoint: CheckpointOpt = None,
+    probs: ProbsOpt = None,
+    dataset: DatasetOpt = None,
 ) -> None:
     """Fit the scorer of a teacher on this dataset (scan does it on first use)."""
+    from labelaudit.scan import ScanOptions
     from labelaudit.scan.calibrate import CalibrationOptions, calibrate_run
 
     opts = CalibrationOptions(split=split.value, copies=copies, limit=limit, seed=seed)
-    for path, cal in calibrate_run(run, teacher.value, opts, root):
+    scan_opts = ScanOptions(run_dir=run, teacher=teacher.value, root=root,
+                            **_teacher_files(checkpoint, probs, dataset))
+    for path, cal in calibrate_run(scan_opts, opts):
         i = cal.info
         typer.echo(f"{path}: {i.n_images} {i.split} images x {i.copies} copies, {i.n_candidates} "
                    f"candidates ({i.n_errors} injected errors); cross-validated ECE {i.cv_ece:.3f}, "
                    f"AUC {i.cv_auc:.3f}; {i.seconds:.1f} s")
+
+
+class MapDtype(str, Enum):
+    float16 = "float16"
+    uint8 = "uint8"
+
+
+@command()
+def predict(
+    out: Annotated[Path, typer.Option(help="Folder to write classes.json and one <image path>.npz per image into.")],
+    run: RunOpt = None,
+    teacher: Annotated[Teacher, typer.Option(help="Which network of the run (not folds).")] = Teacher.csr,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="A checkpoint file instead of a run (needs --dataset and --root).")] = None,
+    dataset: DatasetOpt = None,
+    root: Annotated[Optional[Path], typer.Option(help="Dataset root (default: the run's).")] = None,
+    split: Annotated[Split, typer.Option(help="Split to predict.")] = Split.train,
+    shard: Annotated[Optional[str], typer.Option(help="i/n: write every n-th image from the i-th (default under torchrun: rank/world).")] = None,
+    dtype: Annotated[MapDtype, typer.Option(help="float16, or uint8 (q = 255 p: half the size, 0.4% steps).")] = MapDtype.float16,
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
+    tta: Annotated[bool, typer.Option(help="Average with the mirrored image.")] = False,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N images.")] = None,
+    with_val: Annotated[bool, typer.Option(help="Also write the val split (scan --probs calibrates its scorer on it).")] = True,
+) -> None:
+    """Write a teacher's probabilities for a split, for `scan --probs` here or elsewhere."""
+    from labelaudit.scan import ScanOptions
+    from dataclasses import replace
+
+    from labelaudit.scan.maps_out import parse_shard, write_probability_maps
+
+    opts = ScanOptions(run_dir=run, split=split.value, teacher=teacher.value, tta=tta, root=root,
+                       batch_size=batch_size, limit=limit,
+                       **_teacher_files([checkpoint] if checkpoint else None, None, dataset))
+    splits = [split.value] + (["val"] if with_val and split is not Split.val else [])
+    for name in splits:
+        part = replace(opts, split=name, limit=opts.limit if name == split.value else None)
+        res = write_probability_maps(part, out, parse_shard(shard), dtype.value)
+        typer.echo(f"{out} ({name}): {res.n_written} maps written, {res.n_kept} kept from before, "
+                   f"{len(res.bad)} unreadable images skipped ({res.seconds:.1f} s, "
+                   f"{res.images_per_s:.1f} images/s)")
 
 
 def _print_summary(sm) -> None:

@@ -14,20 +14,23 @@ ROOT = Path(__file__).resolve().parents[1]
 # everything may use); `model` is not a part of labelaudit and may be imported by anything in it
 ALLOWED: dict[str, set[str]] = {
     "files": set(),
+    "distributed": set(),
     "data": set(),
     "metrics": {"data"},
     "confidence": {"data"},
     "predict": {"data"},
     "store": {"data"},
-    "train": {"data", "metrics", "confidence", "predict"},
+    "train": {"data", "metrics", "confidence", "predict", "distributed"},
+    "teachers": {"data", "predict", "train"},
     "tracking": {"data", "store", "train"},
-    "scan": {"data", "confidence", "predict", "store", "train"},
+    "scan": {"data", "confidence", "predict", "store", "teachers", "distributed"},
     "bench": {"data", "confidence", "metrics", "scan", "store"},
     "export": {"data", "scan", "store"},
     "review": {"data", "scan", "store"},
     "report": {"data", "metrics", "scan", "store"},
     "demo": {"data", "bench", "export", "report", "scan", "store", "tracking", "train"},
-    "cli": {"data", "bench", "demo", "export", "report", "review", "scan", "store", "tracking", "train"},
+    "cli": {"data", "bench", "demo", "export", "report", "review", "scan", "store", "teachers",
+            "tracking", "train"},
     "__main__": {"cli"},
     "": set(),  # labelaudit/__init__.py
 }

@@ -37,3 +37,16 @@ def test_good_settings_pass_and_ints_become_floats(tmp_path):
     assert load_config("cpu").data.size == 128  # every preset passes its own checks
     for name in ("paper", "demo", "cpu-tiny"):
         load_config(name)
+
+
+def test_cycles_zero_is_a_plain_run_without_csr(tmp_path):
+    from labelaudit.train.schedule import in_csr, learning_rate
+
+    cfg = load_config("cpu-tiny", _toml(tmp_path, '[schedule]\ncycles = 0\nedge_loss = false\n'),
+                      {"schedule.epochs": 6})
+    s = cfg.schedule
+    assert (s.epochs, s.csr_start, s.edge_loss) == (6, 6, False)
+    assert not any(in_csr(s, e) for e in range(6))
+    assert learning_rate(s, 5, 9, 10) < learning_rate(s, 3, 0, 10) < s.lr  # poly decay to the end
+    with pytest.raises(ValueError, match="snapshot_every"):
+        load_config("cpu-tiny", _toml(tmp_path, '[schedule]\nsnapshot_every = -1\n'))

@@ -197,7 +197,7 @@ def test_finalising_twice_does_not_move_the_scores_twice(flipped):
     store = open_db(res.db_url)
     with store.session() as s:
         before = repo.scan_scores(s, s.get(repo.Run, res.run_id))
-    from labelaudit.train.distributed import setup_distributed
+    from labelaudit.distributed import setup_distributed
 
     plan = scan_run._plan(opts, store, res.db_url, setup_distributed(), oracle_predictor(root))
     plan.run_id = res.run_id

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -187,7 +188,7 @@ def test_existing_run_and_corrupt_checkpoint_give_clear_errors(tiny, tmp_path):
 @pytest.mark.slow
 def test_folds_train_out_of_sample_teachers(tiny, tmp_path):
     from labelaudit.data import open_source
-    from labelaudit.scan.teachers import load_teachers
+    from labelaudit.teachers import load_teachers
 
     cfg = _cfg(tiny, **{"schedule.epochs": 2, "folds": 2})
     train(cfg, tmp_path / "f", progress=False)
@@ -218,3 +219,22 @@ def test_two_process_ddp_with_torchrun(tiny, tmp_path):
     net.load_state_dict(st["student"])
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 2  # one writer
+
+
+@pytest.mark.slow
+def test_snapshots_are_kept_and_their_teacher_is_their_mean(tiny, tmp_path):
+    from labelaudit.data import open_source
+    from labelaudit.scan.forward import ScanDataset, scan_collate
+    from labelaudit.teachers import load_teachers
+
+    cfg = _cfg(tiny, **{"schedule.epochs": 2, "schedule.snapshot_every": 1})
+    train(cfg, tmp_path / "s", progress=False)
+    files = sorted((tmp_path / "s" / "snapshots").glob("*.pt"))
+    assert [f.name for f in files] == ["epoch-0001.pt", "epoch-0002.pt"]
+    ts = load_teachers(tmp_path / "s", "snapshots")
+    ens = ts.teachers[0]
+    src = open_source("synthetic", tiny)
+    batch = scan_collate([ScanDataset(src, "train", size=ts.size, augment=False)[0]])
+    each = [m.predict(batch, src.classes)[0] for m in ens.members]
+    assert not np.allclose(each[0], each[1])
+    assert np.allclose(ens.predict(batch, src.classes)[0], (each[0] + each[1]) / 2, atol=1e-6)

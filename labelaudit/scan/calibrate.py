@@ -16,6 +16,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from torch.utils.data import DataLoader
@@ -204,11 +205,14 @@ def _cross_validated_facts(x: np.ndarray, y: np.ndarray, groups: np.ndarray, see
     return iso, facts
 
 
-def _stamp(checkpoint: Path, source) -> str:
+def _stamp(files: list[Path], source) -> str:
     """What a stored calibration must have been made from to be reused (its options may
     differ: `labelaudit calibrate` sets them, `scan` reuses the result)."""
-    st = Path(checkpoint).stat()
-    return f"{Path(checkpoint).resolve()}|{st.st_mtime_ns}|{st.st_size}|{Path(source.root).resolve()}"
+    parts = []
+    for f in files:
+        st = Path(f).stat()
+        parts.append(f"{Path(f).resolve()}|{st.st_mtime_ns}|{st.st_size}")
+    return "|".join([*parts, str(Path(source.root).resolve())])
 
 
 def load_or_calibrate(run_dir: Path, teachers, k: int, source, predict: Predict,
@@ -217,7 +221,7 @@ def load_or_calibrate(run_dir: Path, teachers, k: int, source, predict: Predict,
     (another checkpoint or dataset) or `force`d."""
     t = teachers.teachers[k]
     path = calibration_path(run_dir, teachers.name, k, len(teachers.teachers))
-    stamp = _stamp(t.checkpoint, source)
+    stamp = _stamp(t.files(), source)
     if path.exists() and not force:
         try:
             cal = Calibrator.load(path)
@@ -227,27 +231,22 @@ def load_or_calibrate(run_dir: Path, teachers, k: int, source, predict: Predict,
             if cal.info.checkpoint == stamp:
                 return cal
             log.info("%s: made from another checkpoint or dataset; calibrating again", path)
-    cal = calibrate_teacher(source, t.config.data.size, t.config.data.channel_order, predict, k,
+    cal = calibrate_teacher(source, teachers.size, teachers.channel_order, predict, k,
                             teachers.name, stamp, opts)
     cal.save(path)
     return cal
 
 
-def calibrate_run(run_dir: Path, teacher: str = "auto", opts: CalibrationOptions | None = None,
-                  root: Path | None = None, device: str = "auto", tta: bool = False
-                  ) -> list[tuple[Path, Calibrator]]:
-    """Fit (again) and store the calibration of every teacher of the set named `teacher`."""
-    from labelaudit.scan.forward import device_named, network_predictor
-    from labelaudit.scan.teachers import load_teachers
+def calibrate_run(scan: Any, opts: CalibrationOptions | None = None) -> list[tuple[Path, Calibrator]]:
+    """Fit (again) and store the calibration of every teacher a scan with options `scan`
+    (a ScanOptions: run folder, teacher, files, dataset) would use."""
+    from labelaudit.scan.forward import device_named, teacher_predictor
 
     opts = opts or CalibrationOptions()
-    teachers = load_teachers(run_dir, teacher, device_named(device))
-    cfg = teachers.config
-    if root is not None:
-        cfg.data.root = Path(root)
-    source = cfg.data.open_source()
-    predict = network_predictor(teachers, source.classes, device_named(device), tta)
+    teachers = scan.teachers(device_named(scan.device))
+    source = scan.source(teachers)
+    predict = teacher_predictor(teachers, source.classes)
     n = len(teachers.teachers)
-    return [(calibration_path(run_dir, teachers.name, k, n),
-             load_or_calibrate(run_dir, teachers, k, source, predict, opts, force=True))
+    return [(calibration_path(scan.run_dir, teachers.name, k, n),
+             load_or_calibrate(scan.run_dir, teachers, k, source, predict, opts, force=True))
             for k in range(n)]

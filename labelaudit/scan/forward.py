@@ -9,7 +9,7 @@ import torch
 
 from labelaudit.data import FaceParsingDataset, collate
 from labelaudit.data.errors import BadInputError
-from labelaudit.scan.teachers import TeacherSet
+from labelaudit.teachers import TeacherSet
 
 Predict = Callable[[int, dict[str, Any]], list[np.ndarray]]
 """(teacher index, collated batch) -> per-image (C, H, W) probabilities in the original frame."""
@@ -18,18 +18,26 @@ Predict = Callable[[int, dict[str, Any]], list[np.ndarray]]
 class ScanDataset(FaceParsingDataset):
     """Non-augmented samples that also carry the label in its original frame.
 
-    A sample whose files cannot be read comes back as {"bad": (path, problem)} instead of
-    raising, so the scan reports it and goes on.
+    A sample whose files cannot be read, or for which `missing` (the teachers') says there is
+    nothing to judge it with, comes back as {"bad": (path, problem)} instead of raising, so the
+    scan reports it and goes on. "key" is the image's path relative to the dataset root.
     """
+
+    missing: Callable[[str], str | None] | None = None
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         rec = self.records[index]
+        key = str(self.source.image_relpath(rec))
+        problem = self.missing(key) if self.missing is not None else None
+        if problem:
+            return {"bad": (str(rec.image_path), problem), "index": index}
         try:
             image, label = self.source.load_pair(rec, self.labels_dir)
         except BadInputError as err:
             return {"bad": (str(err.path), err.problem), "index": index}
         item = self._item(index, image, label)
         item["label_orig"] = label
+        item["key"] = key
         return item
 
 
@@ -39,6 +47,7 @@ def scan_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     batch = collate(good) if good else {}
     batch["bad"] = [it["bad"] for it in items if "bad" in it]
     batch["label_orig"] = [it["label_orig"] for it in good]
+    batch["key"] = [it["key"] for it in good]
     return batch
 
 
@@ -48,22 +57,11 @@ def device_named(name: str) -> torch.device:
     return torch.device(name)
 
 
-def network_predictor(teachers: TeacherSet, classes, device: torch.device, tta: bool) -> Predict:
-    """The default Predict: teacher k's softmax in each image's original label frame."""
-    from labelaudit.predict import predict_batch_probs
-
-    amp = device.type == "cuda"
+def teacher_predictor(teachers: TeacherSet, classes) -> Predict:
+    """The default Predict: teacher k's probabilities in each image's original label frame."""
 
     def predict(k: int, batch: dict[str, Any]) -> list[np.ndarray]:
-        models = teachers.teachers[k].models
-        out = predict_batch_probs(models[0], batch, device, classes, amp=amp, flip_tta=tta)
-        for m in models[1:]:  # an ensemble: the running sum, then the mean
-            for acc, p in zip(out, predict_batch_probs(m, batch, device, classes, amp=amp, flip_tta=tta)):
-                acc += p
-        if len(models) > 1:
-            for acc in out:
-                acc /= len(models)
-        return out
+        return teachers.teachers[k].predict(batch, classes)
     return predict
 
 

@@ -21,15 +21,15 @@ from torch.utils.data import DataLoader
 
 from labelaudit.data.classes import IGNORE_INDEX
 from labelaudit.scan.forward import (  # noqa: F401  (ScanDataset, scan_collate: public here too)
-    Predict, ScanDataset, device_named, forward, network_predictor, scan_collate,
+    Predict, ScanDataset, device_named, forward, scan_collate, teacher_predictor,
 )
 from labelaudit.scan.calibrate import CalibrationOptions, load_or_calibrate
 from labelaudit.scan.calibrated import CalibratedScorer, SplitEstimate, finalise_scores
 from labelaudit.scan.layout import ScanMaps
 from labelaudit.scan.progress import rank_entry, totals, with_rank
 from labelaudit.scan.score import ConfidenceStats, ImageAudit, ScanParams, audit_image
-from labelaudit.scan.teachers import TeacherSet, describe, load_teachers
-from labelaudit.train.distributed import (
+from labelaudit.teachers import TeacherSet, open_teachers
+from labelaudit.distributed import (
     Dist, all_reduce_mean, barrier, broadcast_object, setup_distributed,
 )
 from labelaudit.store import (
@@ -46,7 +46,12 @@ audit (before the end of a calibrated scan moves its scores to the split's prior
 
 @dataclass
 class ScanOptions:
-    """What to scan and how. `run_dir` is a `labelaudit train` run directory."""
+    """What to scan and how.
+
+    `run_dir` is a `labelaudit train` run directory whose `teacher` judges, or, with `checkpoints`
+    or `probs` (their mean when several), the folder the scan keeps its maps and calibration in;
+    such a scan is told its dataset (`dataset` kind and `root`).
+    """
 
     run_dir: Path
     split: str = "train"
@@ -69,6 +74,26 @@ class ScanOptions:
     recalibrate: bool = False  # fit the calibration again even when the run folder has one
     purpose: str = "audit"  # "bench": a benchmark's scan, never the default of review / export
     prior_shift: bool = False  # calibrated: move p_error to the split's estimated share of errors (EM)
+    checkpoints: tuple[Path, ...] = ()  # checkpoint files (ours or the reference's) as the teacher
+    probs: tuple[Path, ...] = ()  # probability-map folders (teachers.probs) as the teacher
+    dataset: str | None = None  # dataset kind for checkpoint / probs teachers (with `root`)
+
+    def teachers(self, device: torch.device | None = None) -> TeacherSet:
+        return open_teachers(self.run_dir, self.teacher, checkpoints=self.checkpoints,
+                             probs=self.probs, device=device, tta=self.tta)
+
+    def source(self, teachers: TeacherSet):
+        """The dataset to scan: the one named here, else the teachers' training run's."""
+        from labelaudit.data import open_source
+
+        if self.dataset is not None or teachers.data is None:
+            if self.dataset is None or self.root is None:
+                raise ValueError("a scan with --checkpoint or --probs needs --dataset and --root")
+            return open_source(self.dataset, self.root)
+        data = teachers.data
+        if self.root is not None:
+            data.root = str(self.root)
+        return data.open_source()
 
 
 @dataclass
@@ -136,9 +161,9 @@ def _thresholds(teachers: TeacherSet, source, opts: ScanOptions, predict: Predic
             stats.sum = np.asarray(t.calibration["class_confidence_sum"], dtype=np.float64)
             stats.count = np.asarray(t.calibration["class_pixel_count"], dtype=np.int64)
         else:
-            log.info("%s: no saved calibration; measuring thresholds on the val split", t.checkpoint)
-            val = ScanDataset(source, "val", size=t.config.data.size, augment=False,
-                              channel_order=t.config.data.channel_order)
+            log.info("%s: no saved calibration; measuring thresholds on the val split", t.name)
+            val = ScanDataset(source, "val", size=teachers.size, augment=False,
+                              channel_order=teachers.channel_order)
             for batch in DataLoader(val, batch_size=opts.batch_size, collate_fn=scan_collate):
                 if "image" in batch:
                     for p, label in zip(predict(k, batch), batch["label_orig"]):
@@ -154,7 +179,7 @@ def _scan_config(opts: ScanOptions, teachers: TeacherSet) -> dict[str, Any]:
             "scorer": opts.scorer, "purpose": opts.purpose,
             **({"params": vars(opts.params)} if opts.scorer == "rules" else
                {"precision": opts.precision, "prior_shift": opts.prior_shift}),
-            **describe(teachers)}
+            **teachers.describe()}
 
 
 def _find_resumable(store: Store, dataset_id: int, config: dict[str, Any]) -> int | None:
@@ -243,7 +268,7 @@ def _open_run(store: Store, dataset_id: int, config: dict[str, Any], opts: ScanO
     with store.session() as s:
         if run_id is None:
             run = repo.start_run(s, "scan", s.get(Dataset, dataset_id), config, seed=seed,
-                                 checkpoint=teachers.teachers[0].checkpoint)
+                                 checkpoint=teachers.teachers[0].files()[0])
         else:
             run = s.get(Run, run_id)
             log.info("resuming scan run %d", run_id)
@@ -259,22 +284,22 @@ def _plan(opts: ScanOptions, store: Store, db_url: str, dist: Dist, predict: Pre
     every world-th image of it from r on. A resume with another number of ranks neither repeats
     nor loses an image (the list is made from the store each time).
     """
-    teachers = load_teachers(opts.run_dir, opts.teacher, dist.device)
-    cfg = teachers.config
-    if opts.root is not None:
-        cfg.data.root = Path(opts.root)
-    source = cfg.data.open_source()
-    dataset = ScanDataset(source, opts.split, size=cfg.data.size, augment=False,
-                          channel_order=cfg.data.channel_order, on_bad="raise",
+    teachers = opts.teachers(dist.device)
+    source = opts.source(teachers)
+    dataset = ScanDataset(source, opts.split, size=teachers.size, augment=False,
+                          channel_order=teachers.channel_order, on_bad="raise",
                           labels_dir=opts.labels_dir)
+    if teachers.may_miss:
+        dataset.missing = teachers.missing
     if opts.limit is not None:
         dataset.records = dataset.records[:opts.limit]
-    predict = predict or network_predictor(teachers, source.classes, dist.device, opts.tta)
+    predict = predict or teacher_predictor(teachers, source.classes)
     t0 = time.perf_counter()
     shared = None
     if dist.is_master:
         dataset_id, image_ids = index_images(store, source, opts.split, dataset.records, opts.labels_dir)
-        run_id, done = _open_run(store, dataset_id, _scan_config(opts, teachers), opts, teachers, cfg.seed)
+        run_id, done = _open_run(store, dataset_id, _scan_config(opts, teachers), opts, teachers,
+                                 teachers.seed)
         calibrators = _calibrators(opts, teachers, source, predict)
         shared = (run_id, [i for i, rec in enumerate(dataset.records) if image_ids[rec.id] not in done])
     run_id, todo = broadcast_object(shared, dist)

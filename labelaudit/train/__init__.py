@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from labelaudit.train import distributed
+from labelaudit import distributed
 from labelaudit.train.config import TrainConfig, load_config, preset
 from labelaudit.train.engine import TrainResult, Trainer
 from labelaudit.train.folds import train_folds

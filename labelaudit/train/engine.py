@@ -17,7 +17,7 @@ from typing import Any, Callable
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from labelaudit.train import distributed as D
+from labelaudit import distributed as D
 from labelaudit.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from labelaudit.train.config import TrainConfig, config_from_dict, to_toml
 from labelaudit.train.runlog import append_metrics, last_scores, plot_curves, write_report

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from labelaudit.train import distributed as D
+from labelaudit import distributed as D
 from labelaudit.train.config import TrainConfig
 from labelaudit.train.engine import CHECKPOINT, Trainer
 

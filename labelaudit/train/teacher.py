@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from labelaudit.train import distributed as D
+from labelaudit import distributed as D
 from labelaudit.train.config import ScheduleConfig
 from labelaudit.train.schedule import in_csr, is_teacher_update
 

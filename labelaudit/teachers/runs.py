@@ -1,0 +1,98 @@
+"""Teachers from a `labelaudit train` run directory.
+
+Teachers a run can provide:
+  csr    the self-ensembled CSR teacher of `checkpoint.pt` (the student when no cycle ended yet);
+  dml    the student saved at the end of the DML phase (`dml_student.pt`): an ordinary training;
+  final  the last student of `checkpoint.pt`;
+  folds  the K out-of-sample teachers of `train --folds K` (`fold-<k>/checkpoint.pt`): each
+         training image is scored by the teacher that never saw it;
+  snapshots  the mean probability of the students kept along the way
+         (`schedule.snapshot_every`, `snapshots/epoch-*.pt`): an ensemble over training time.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from labelaudit.teachers.base import EnsembleTeacher, TeacherSet
+from labelaudit.teachers.network import NetworkTeacher, inference_network
+from labelaudit.train.checkpoint import CheckpointError, load_checkpoint
+from labelaudit.train.config import TrainConfig, config_from_dict
+from labelaudit.train.engine import CHECKPOINT, DML_STUDENT, SNAPSHOTS
+
+log = logging.getLogger(__name__)
+
+TEACHERS = ("auto", "csr", "dml", "final", "folds", "snapshots")
+
+
+def _load_one(path: Path, which: str, device: torch.device, tta: bool
+              ) -> tuple[NetworkTeacher, TrainConfig]:
+    """The network `which` of one training checkpoint, and that run's config."""
+    state = load_checkpoint(path, ("student", "config", "classes"))
+    weights, calib = state["student"], None
+    if which == "csr":
+        if state.get("teacher") is None:
+            log.warning("%s: no CSR cycle has ended yet; scanning with the student", path)
+        else:
+            weights = state["teacher"]
+        calib = state.get("calibration")
+    d = state["config"]["data"]
+    net = inference_network(weights, state["config"]["model"], len(state["classes"]))
+    return (NetworkTeacher(net, size=int(d["size"]), channel_order=d["channel_order"], path=path,
+                           name=which, device=device, tta=tta, calibration=calib),
+            config_from_dict(state["config"]))
+
+
+def _snapshots(run_dir: Path, device: torch.device, tta: bool) -> EnsembleTeacher:
+    files = sorted((run_dir / SNAPSHOTS).glob("epoch-*.pt"))
+    if not files:
+        raise CheckpointError(f"{run_dir / SNAPSHOTS}: no snapshots; train with "
+                              "schedule.snapshot_every > 0 for the snapshots teacher")
+    log.info("snapshots teacher: %d students (%s ... %s)", len(files), files[0].name, files[-1].name)
+    return EnsembleTeacher([_load_one(f, "final", device, tta)[0] for f in files], "snapshots")
+
+
+def load_teachers(run_dir: str | Path, which: str = "auto", device: torch.device | None = None,
+                  tta: bool = False) -> TeacherSet:
+    """The teacher set named `which` from a `labelaudit train` run directory.
+
+    "auto" is "folds" when the run has folds, else "csr". Raises CheckpointError naming the
+    missing or unreadable file.
+    """
+    if which not in TEACHERS:
+        raise ValueError(f"unknown teacher {which!r}; choose one of {', '.join(TEACHERS)}")
+    run_dir = Path(run_dir)
+    device = device or torch.device("cpu")
+    folds_file = run_dir / "folds.json"
+    if which == "auto":
+        which = "folds" if folds_file.exists() else "csr"
+    if which == "folds":
+        return _folds(run_dir, folds_file, device, tta)
+    path = run_dir / (DML_STUDENT if which == "dml" else CHECKPOINT)
+    if not path.exists() and folds_file.exists():
+        raise CheckpointError(f"{path}: not found; this run trained folds only (use --teacher folds)")
+    teacher, cfg = _load_one(path, "final" if which == "snapshots" else which, device, tta)
+    if which == "snapshots":
+        teacher = _snapshots(run_dir, device, tta)
+    return TeacherSet(which, [teacher], data=cfg.data, seed=cfg.seed)
+
+
+def _folds(run_dir: Path, folds_file: Path, device: torch.device, tta: bool) -> TeacherSet:
+    if not folds_file.exists():
+        raise CheckpointError(f"{folds_file}: not found; train with --folds K for fold teachers")
+    meta = json.loads(folds_file.read_text())
+    paths = [run_dir / f"fold-{k}" / CHECKPOINT for k in range(int(meta["k"]))]
+    loaded = [_load_one(p, "csr", device, tta) for p in paths]
+    teachers, cfg = [t for t, _ in loaded], loaded[0][1]
+    source = cfg.data.open_source()
+    records = source.records("train")
+    folds = np.asarray(meta["fold_of_index"])
+    if len(folds) != len(records):
+        raise CheckpointError(f"{folds_file}: {len(folds)} fold entries but {source.root} has "
+                              f"{len(records)} training images now; retrain the folds")
+    ids = meta.get("ids") or [r.id for r in records]
+    return TeacherSet("folds", teachers, {i: int(f) for i, f in zip(ids, folds)}, cfg.data, cfg.seed)
