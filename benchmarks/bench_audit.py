@@ -21,26 +21,16 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, child_json
+
 PY = sys.executable
 
 
 def sh(*args: str) -> None:
     print("+", " ".join(args), flush=True)
     subprocess.run(args, check=True, cwd=ROOT)
-
-
-def _child(code: str, *argv: str) -> dict:
-    """Run python code in a fresh process; it prints one JSON line; add its peak RSS."""
-    t0 = time.perf_counter()
-    out = subprocess.run([PY, "-c", code, *argv], check=True, capture_output=True, text=True,
-                         cwd=ROOT).stdout.strip().splitlines()[-1]
-    res = json.loads(out)
-    res["wall_s"] = time.perf_counter() - t0
-    return res
 
 
 SCAN_CODE = r"""
@@ -112,8 +102,8 @@ def main() -> None:
 
     mem = []
     for n in (a.mem_n, 4 * a.mem_n):
-        ours = _child(SCAN_CODE, str(run), f"sqlite:///{work / f'mem-{n}.db'}", str(n))
-        theirs = _child(CLEANLAB_CODE, str(run), str(n))
+        ours = child_json(SCAN_CODE, str(run), f"sqlite:///{work / f'mem-{n}.db'}", str(n))
+        theirs = child_json(CLEANLAB_CODE, str(run), str(n))
         mem.append({"n": n, "ours": ours, "cleanlab": theirs})
         for f in work.glob(f"mem-{n}.db*"):
             os.remove(f)

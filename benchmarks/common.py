@@ -1,6 +1,7 @@
 """Helpers shared by the benchmark scripts: run the CLI, train a run once (resumable)."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -29,3 +30,14 @@ def trained(run: Path, *args: str, folds: int = 0) -> bool:
     labelaudit("train", "--run", str(run), *args, *(["--folds", str(folds)] if folds else []),
                *(["--resume"] if started else []))
     return True
+
+
+def child_json(code: str, *argv: str) -> dict:
+    """Run python `code` in a fresh process (project root as cwd); it prints one JSON line last;
+    returned with the wall time added (peak memory: the code reports its own ru_maxrss)."""
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code, *argv], check=True, capture_output=True,
+                         text=True, cwd=ROOT).stdout.strip().splitlines()[-1]
+    res = json.loads(out)
+    res["wall_s"] = time.perf_counter() - t0
+    return res
