@@ -375,6 +375,12 @@ def _print_summary(sm) -> None:
     if noisy:
         typer.echo("\nestimated noise rate per class (flagged / labelled pixels): "
                    + ", ".join(f"{k} {100 * v:.2f}%" for k, v in sorted(noisy.items(), key=lambda kv: -kv[1])))
+    if sm.learnt is not None:
+        images, pixels, weak = sm.learnt
+        typer.echo(f"\nmemorisation evidence (ensemble teacher): in {images} images the newest member "
+                   f"took the given label against its older members ({pixels} pixels: errors it may "
+                   f"have learnt, images.csv learnt_pixels); {weak} findings are seen by fewer than "
+                   "half of the members (findings.csv agreement)")
     if sm.bad_inputs:
         typer.echo(f"\n{len(sm.bad_inputs)} unreadable inputs were skipped:")
         for path, problem in sm.bad_inputs:

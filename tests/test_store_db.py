@@ -121,10 +121,10 @@ def test_v1_database_is_upgraded_in_place_keeping_its_data(tmp_path):
     assert _schema(f"sqlite:///{old}")["findings"]["columns"][-1][0] == "mask_path"
 
     with open_db(old) as store:
-        assert store.schema_version() == CURRENT_VERSION == 3
+        assert store.schema_version() == CURRENT_VERSION == 4
         with store.session() as s:
             versions = s.execute(text("SELECT version FROM schema_version ORDER BY version"))
-            assert [v for (v,) in versions] == [1, 2, 3]
+            assert [v for (v,) in versions] == [1, 2, 3, 4]
             assert s.execute(text("PRAGMA foreign_key_check")).all() == []
             run = s.get(Run, 1)
             assert (run.kind, run.status, run.seed, run.config) == ("scan", "done", 3, {"top": 5})
@@ -132,6 +132,7 @@ def test_v1_database_is_upgraded_in_place_keeping_its_data(tmp_path):
             assert run.started_at.tzinfo is timezone.utc and run.started_at.hour == 10
             score = s.scalars(select(ImageScore)).one()
             assert (score.label_quality, score.n_suspect_pixels) == (0.25, 40)
+            assert score.learnt_pixels is None and s.get(Finding, 1).agreement is None
             f = s.get(Finding, 1)
             assert f.fingerprint == finding_fingerprint(1, 4, 2, (10, 12, 6, 5)) == "1:4>2@0,0"
             assert f.mask().all() and f.mask().shape == (5, 6)

@@ -26,6 +26,7 @@ from labelaudit.scan.forward import (  # noqa: F401  (ScanDataset, scan_collate:
 from labelaudit.scan.calibrate import CalibrationOptions, load_or_calibrate
 from labelaudit.scan.calibrated import CalibratedScorer, SplitEstimate, finalise_scores
 from labelaudit.scan.layout import ScanMaps
+from labelaudit.scan.memorisation import learnt_pixels, region_agreement
 from labelaudit.scan.progress import rank_entry, totals, with_rank
 from labelaudit.scan.score import ConfidenceStats, ImageAudit, ScanParams, audit_image
 from labelaudit.teachers import TeacherSet, open_teachers
@@ -259,6 +260,17 @@ class ScoredImage:
     label: np.ndarray  # (H, W) given label, original frame
     probs: np.ndarray  # (C, H, W)
     audit: ImageAudit
+    agreement: list[float] | None = None  # per region: an ensemble's members that see it
+    learnt_pixels: int | None = None  # scan.memorisation (ensembles only)
+
+
+def add_memorisation_evidence(scored: list[ScoredImage], votes: list[np.ndarray] | None) -> None:
+    """An ensemble teacher's votes -> each region's agreement and each image's learnt pixels."""
+    if votes is None:
+        return
+    for im, v in zip(scored, votes):
+        im.agreement = [region_agreement(v, r.bbox, r.mask, r.suggested) for r in im.audit.regions]
+        im.learnt_pixels = learnt_pixels(v, im.label)
 
 
 def _open_run(store: Store, dataset_id: int, config: dict[str, Any], opts: ScanOptions,
@@ -371,8 +383,10 @@ class ScanWriter:
             self.class_pixels += np.bincount(im.label[valid].ravel(), minlength=c)[:c]
         self.bad_inputs += [list(b) for b in bad if list(b) not in self.bad_inputs]
         results = [ImageResult(im.image_id, im.audit.label_quality, im.audit.n_suspect_pixels,
-                               [FindingRecord(r.given, r.suggested, r.kind, r.score, r.area, r.bbox, r.mask)
-                                for r in im.audit.regions], im.audit.mean_self_confidence)
+                               [FindingRecord(r.given, r.suggested, r.kind, r.score, r.area, r.bbox,
+                                              r.mask, agreement=a)
+                                for r, a in zip(im.audit.regions, im.agreement or [None] * len(im.audit.regions))],
+                               im.audit.mean_self_confidence, im.learnt_pixels)
                    for im in scored]
         entry = {"class_pixels": self.class_pixels.tolist(), "bad_inputs": self.bad_inputs,
                  **({"p_hist": [h.tolist() for h in self.scorer.hist]} if self.scorer else {})}
@@ -451,6 +465,8 @@ def _scan_batches(plan: _Plan, opts: ScanOptions, on_image: ImageHook | None, re
             t_own = time.perf_counter()
             result.forward_seconds += t_own - t_fwd
             scored = score_batch(plan, batch, probs, opts.params)
+            if len(plan.teachers.teachers) == 1:
+                add_memorisation_evidence(scored, plan.teachers.teachers[0].votes())
             if on_image is not None:
                 t_hook = time.perf_counter()
                 for im in scored:

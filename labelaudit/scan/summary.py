@@ -42,6 +42,9 @@ class ScanSummary:
     noise_rate: dict[str, float]  # flagged pixels / labelled pixels, per given class
     bad_inputs: list[tuple[str, str]]
     estimate: dict | None = None  # calibrated scans: `scan.calibrated.SplitEstimate` as JSON
+    # ensemble teachers (scan.memorisation): images with learnt pixels, those pixels, and the
+    # findings that fewer than half of the members see; None for one-model teachers
+    learnt: tuple[int, int, int] | None = None
 
 
 def resolve_scan_run(store: Store, run_id: int | None = None) -> int:
@@ -89,8 +92,22 @@ def summarize(store: Store, run_id: int, top: int = 20) -> ScanSummary:
         pixels = np.asarray(summed["class_pixels"] or [0] * len(names), np.int64)
         rate = {n: float(flagged[i] / pixels[i]) if pixels[i] else 0.0 for i, n in enumerate(names)}
         bad = [tuple(b) for b in summed["bad_inputs"]]
+        learnt = _learnt(s, run_id)
     return ScanSummary(run_id, int(n_images), int(n_findings), worst, pairs, rate, bad,  # type: ignore[arg-type]
-                       progress.get("estimate"))
+                       progress.get("estimate"), learnt)
+
+
+def _learnt(s, run_id: int) -> tuple[int, int, int] | None:
+    n_images, pixels = s.execute(
+        select(func.count(ImageScore.id), func.sum(ImageScore.learnt_pixels))
+        .where(ImageScore.run_id == run_id, ImageScore.learnt_pixels > 0)).one()
+    voted = s.scalar(select(func.count(ImageScore.id)).where(
+        ImageScore.run_id == run_id, ImageScore.learnt_pixels.is_not(None)))
+    if not voted:
+        return None
+    weak = s.scalar(select(func.count(Finding.id)).where(Finding.run_id == run_id,
+                                                          Finding.agreement < 0.5))
+    return int(n_images or 0), int(pixels or 0), int(weak or 0)
 
 
 def _atomic_csv(path: Path, header: list[str], rows) -> None:
@@ -113,9 +130,11 @@ def write_csvs(store: Store, run_id: int, out: str | Path) -> tuple[Path, Path]:
         q = (select(ImageScore, Image).join(Image, ImageScore.image_id == Image.id)
              .where(ImageScore.run_id == run_id)
              .order_by(ImageScore.label_quality, ImageScore.image_id))
-        image_rows = [(im.image_relpath, f"{sc.label_quality:.6f}", sc.n_findings)
+        image_rows = [(im.image_relpath, f"{sc.label_quality:.6f}", sc.n_findings,
+                       "" if sc.learnt_pixels is None else sc.learnt_pixels)
                       for sc, im in s.execute(q)]
-    _atomic_csv(out / "images.csv", ["image", "label_quality", "n_findings"], image_rows)
+    _atomic_csv(out / "images.csv", ["image", "label_quality", "n_findings", "learnt_pixels"],
+                image_rows)
 
     def finding_rows():
         with store.session() as s:
@@ -129,8 +148,9 @@ def write_csvs(store: Store, run_id: int, out: str | Path) -> tuple[Path, Path]:
                     cv2.imwrite(str(out / rel), mask.astype(np.uint8) * 255)
                 x, y, w, h = f.bbox
                 yield (f.id, im.image_relpath, names[f.given_class], names[f.suggested_class],
-                       f.kind, f"{f.score:.6f}", f.area, x, y, w, h, rel if mask is not None else "")
+                       f.kind, f"{f.score:.6f}", f.area, x, y, w, h, rel if mask is not None else "",
+                       "" if f.agreement is None else f"{f.agreement:.3f}")
 
     _atomic_csv(out / "findings.csv", ["finding_id", "image", "given", "suggested", "kind", "score",
-                                       "area", "x", "y", "w", "h", "mask"], finding_rows())
+                                       "area", "x", "y", "w", "h", "mask", "agreement"], finding_rows())
     return out / "images.csv", out / "findings.csv"

@@ -193,6 +193,12 @@ def _v3_scan_progress(conn: Connection) -> None:
     log.info("schema v3: moved the progress of %d scan runs out of their config", len(rows))
 
 
+def _v4_memorisation(conn: Connection) -> None:
+    """v4: an ensemble teacher's evidence of memorisation (scan.memorisation)."""
+    conn.execute(text("ALTER TABLE findings ADD COLUMN agreement FLOAT"))
+    conn.execute(text("ALTER TABLE image_scores ADD COLUMN learnt_pixels INTEGER"))
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -204,6 +210,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "finding/decision fingerprints; decisions carried across rescans",
               _v2_fingerprints),
     Migration(3, "scan progress in runs.progress, not in runs.config", _v3_scan_progress),
+    Migration(4, "findings.agreement, image_scores.learnt_pixels", _v4_memorisation),
 )
 """Ordered steps; step ``k`` upgrades a version ``k-1`` database to version ``k``."""
 

@@ -152,6 +152,9 @@ class ImageScore(Base):
     n_findings: Mapped[int] = mapped_column(Integer, default=0)
     n_suspect_pixels: Mapped[int] = mapped_column(Integer, default=0)
     mean_self_confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # v4: pixels the newest ensemble member took from the given label against the older ones
+    # (scan.memorisation; None: one model)
+    learnt_pixels: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     image: Mapped[Image] = relationship()
 
@@ -189,6 +192,8 @@ class Finding(Base):
     mask_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     # v2; nullable because SQLite cannot add a NOT NULL column without a default. Always set.
     fingerprint: Mapped[str | None] = mapped_column(String(96), nullable=True)
+    # v4: the share of an ensemble teacher's members that see this error (None: one model)
+    agreement: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     image: Mapped[Image] = relationship()
 

@@ -263,7 +263,8 @@ def _finding_row(run: Run, image_id: int, rec: FindingRecord) -> Finding:
         suggested_class=int(rec.suggested), kind=rec.kind,
         score=_check_unit(f"image {image_id}: finding score", rec.score), area=int(rec.area),
         bbox_x=x, bbox_y=y, bbox_w=w, bbox_h=h, mask_rle=rle, mask_path=rec.mask_path,
-        fingerprint=finding_fingerprint(image_id, rec.given, rec.suggested, (x, y, w, h)))
+        fingerprint=finding_fingerprint(image_id, rec.given, rec.suggested, (x, y, w, h)),
+        agreement=None if rec.agreement is None else float(rec.agreement))
 
 
 def write_scan_batch(
@@ -311,7 +312,7 @@ def write_scan_batch(
                 label_quality=_check_unit(f"image {res.image_id}: label_quality",
                                           res.label_quality),
                 n_findings=len(res.findings), n_suspect_pixels=int(res.n_suspect_pixels),
-                mean_self_confidence=mean_conf))
+                mean_self_confidence=mean_conf, learnt_pixels=res.learnt_pixels))
             rows = [_finding_row(run, res.image_id, f) for f in res.findings]
             session.add_all(rows)
             new_findings.extend(rows)

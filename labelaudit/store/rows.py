@@ -55,6 +55,7 @@ class FindingRecord:
         mask: bool region mask, either (h, w) cropped to the bbox or (H, W) full frame
             (cropped here). Stored as RLE, never as a dense array.
         mask_path: alternative to ``mask``: a PNG of the region written elsewhere.
+        agreement: share of an ensemble teacher's members that see this error (None: one model).
     """
 
     given: int
@@ -65,6 +66,7 @@ class FindingRecord:
     bbox: tuple[int, int, int, int]
     mask: np.ndarray | None = None
     mask_path: str | None = None
+    agreement: float | None = None
 
 
 @dataclass
@@ -77,6 +79,8 @@ class ImageResult:
         n_suspect_pixels: pixels flagged as suspect (before grouping into regions).
         findings: the image's suspect regions (n_findings = len(findings)).
         mean_self_confidence: mean over labelled pixels of p[given label], in [0, 1].
+        learnt_pixels: pixels an ensemble's newest member took from the given label against
+            its older members (scan.memorisation; None: one model).
     """
 
     image_id: int
@@ -84,6 +88,7 @@ class ImageResult:
     n_suspect_pixels: int
     findings: list[FindingRecord] = field(default_factory=list)
     mean_self_confidence: float | None = None
+    learnt_pixels: int | None = None
 
 
 class ConfusionPair(NamedTuple):

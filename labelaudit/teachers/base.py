@@ -47,6 +47,11 @@ class Teacher(ABC):
     def files(self) -> list[Path]:
         """The files it was made from (recorded with the scan; they stamp its calibration)."""
 
+    def votes(self) -> list[np.ndarray] | None:
+        """Per image of the last `predict` call, its members' argmax, (M, H, W) uint8 in member
+        order (an ensemble's; None for one model): the scan's memorisation evidence."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         return {"kind": self.name, "files": [str(Path(f).resolve()) for f in self.files()]}
 
@@ -71,13 +76,22 @@ class EnsembleTeacher(Teacher):
         self.calibration = members[0].calibration if len(members) == 1 else None
 
     def predict(self, batch: dict[str, Any], classes: ClassSet) -> list[np.ndarray]:
-        out = [p.astype(np.float32, copy=True) for p in self.members[0].predict(batch, classes)]
-        for m in self.members[1:]:
-            for acc, p in zip(out, m.predict(batch, classes)):
-                acc += p
+        first = self.members[0].predict(batch, classes)
+        out = [p.astype(np.float32, copy=True) for p in first]
+        votes = [np.empty((len(self.members), *p.shape[1:]), np.uint8) for p in first]
+        for k, m in enumerate(self.members):
+            probs = first if k == 0 else m.predict(batch, classes)
+            for i, p in enumerate(probs):
+                votes[i][k] = p.argmax(0)
+                if k:
+                    out[i] += p
         for acc in out:
             acc /= len(self.members)
+        self._votes = votes
         return out
+
+    def votes(self) -> list[np.ndarray] | None:
+        return getattr(self, "_votes", None)
 
     def missing(self, key: str) -> str | None:
         for m in self.members:
