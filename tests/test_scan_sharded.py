@@ -30,3 +30,24 @@ def test_two_ranks_give_the_findings_of_one(tmp_path, request, backend):
     mine, theirs = scan_snapshot(str(tmp_path / "one.db"), one.run_id), scan_snapshot(db, run_id)
     assert len(mine[1]) == 24 and len(mine[0]) > 0
     assert theirs == mine
+
+
+@pytest.mark.slow
+def test_two_rank_predict_writes_the_one_process_maps(tmp_path):
+    """`torchrun ... predict`: rank r writes shard r of n; together the one-process folder."""
+    import numpy as np
+
+    from labelaudit.scan.maps_out import write_probability_maps
+
+    root = make_dataset(tmp_path / "d", n=12, size=64)
+    run = make_run(tmp_path / "run", root)
+    write_probability_maps(ScanOptions(run_dir=run, progress=False), tmp_path / "one")
+    proc = torchrun("predict", "--run-dir", str(run), "--out", str(tmp_path / "two"), "--no-with-val")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    one = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*.npz"))
+    two = sorted(p.relative_to(tmp_path / "two") for p in (tmp_path / "two").rglob("*.npz"))
+    assert one == two and len(one) > 4
+    for rel in one:
+        with np.load(tmp_path / "one" / rel) as a, np.load(tmp_path / "two" / rel) as b:
+            # one thread per rank vs two here: float sums differ in their last bits
+            assert np.abs(a["probs"].astype(np.float32) - b["probs"]).max() < 2e-3, rel
