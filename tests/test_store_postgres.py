@@ -73,3 +73,35 @@ def test_postgres_store_refuses_a_newer_schema_and_a_foreign_database(pg_url):
     eng.dispose()
     with pytest.raises(StoreError, match="not a labelaudit database"):
         open_db(pg_url)
+
+
+def _columns(url: str) -> dict[str, list[tuple[str, str, bool]]]:
+    from sqlalchemy import create_engine, inspect
+
+    eng = create_engine(url)
+    insp = inspect(eng)
+    out = {t: [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(t)]
+           for t in sorted(insp.get_table_names())}
+    eng.dispose()
+    return out
+
+
+def test_a_v3_postgres_store_is_upgraded_in_place(pg_url):
+    """PostgreSQL stores exist since schema v3: every later step must run there too."""
+    from sqlalchemy import create_engine, text
+
+    from labelaudit.store import CURRENT_VERSION
+
+    open_db(pg_url).close()
+    want = _columns(pg_url)
+    eng = create_engine(pg_url)
+    with eng.begin() as c:  # the store as schema v3 made it
+        c.execute(text("ALTER TABLE findings DROP COLUMN agreement"))
+        c.execute(text("ALTER TABLE image_scores DROP COLUMN learnt_pixels"))
+        c.execute(text("DELETE FROM schema_version"))
+        c.execute(text("INSERT INTO schema_version VALUES (3, '2026-12-01 00:00:00')"))
+    eng.dispose()
+    assert _columns(pg_url) != want
+    with open_db(pg_url) as store:
+        assert store.schema_version() == CURRENT_VERSION == 4
+    assert _columns(pg_url) == want
