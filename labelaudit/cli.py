@@ -172,6 +172,14 @@ def train(
     }
     run = out if out is not None else run
     cfg = load_config(preset.value, config, overrides)
+    if resume and folds == 0 and (run / "checkpoint.pt").exists():
+        from labelaudit.train.engine import check_resume
+
+        done, total = check_resume(run, epochs)
+        if done >= total:
+            typer.echo(f"{run}: all {total} epochs were trained already; nothing to resume")
+            return
+
     with recorded_training(cfg, run):
         result = run_training(cfg, run, resume=resume)
     for r in result if isinstance(result, list) else [result]:

@@ -128,3 +128,14 @@ def test_bench_scans_are_never_the_default_and_decide_checks_the_scan(tmp_path):
     res = runner.invoke(app, ["decide", str(theirs), "--reject", "--run", str(run),
                               "--scan-run", str(bench.run_id)])
     assert res.exit_code == 0, res.output
+
+
+def test_resume_says_what_it_cannot_do(tmp_path):
+    root = make_dataset(tmp_path / "d", n=12, size=48)
+    args = ["train", "--root", str(root), "--preset", "cpu-tiny", "--run", str(tmp_path / "r"),
+            "--batch-size", "4"]
+    assert runner.invoke(app, [*args, "--epochs", "2"]).exit_code == 0
+    other = runner.invoke(app, [*args, "--resume", "--epochs", "6"])
+    assert other.exit_code == 2 and "started for 2 epochs (2 done)" in other.output
+    done = runner.invoke(app, [*args, "--resume"])
+    assert done.exit_code == 0 and "all 2 epochs were trained already" in done.output

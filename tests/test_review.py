@@ -205,3 +205,32 @@ def test_the_app_shows_the_dataset_in_headless_chromium(scanned, review_ds, tmp_
     # the grid shows image tiles with coloured masks: many distinct colours, not a blank page
     colours = len(np.unique(shot.reshape(-1, 3) // 16, axis=0))
     assert shot.std() > 20 and colours > 200, (shot.std(), colours)
+
+
+def test_a_review_dataset_is_bound_to_its_store(scanned, review_ds, tmp_path):
+    """Two stores, both with scan run 1: two datasets; tags never cross into the other store."""
+    from labelaudit.review import build_review_dataset, sync_decisions
+    from labelaudit.store import StoreError
+
+    store, run_id, _, root, run, _ = scanned
+    other = open_db(tmp_path / "other.db")
+    res = run_scan(ScanOptions(run_dir=run, db_url=str(tmp_path / "other.db"), progress=False,
+                               scorer="rules", maps=False), predict=oracle_predictor(root))
+    assert res.run_id == run_id
+    theirs = build_review_dataset(other, res.run_id)
+    assert theirs.name != review_ds.name
+    with pytest.raises(StoreError, match="belongs to the store at"):
+        sync_decisions(other, review_ds)
+    with pytest.raises(StoreError, match="belongs to the store at"):
+        build_review_dataset(store, run_id, name=theirs.name)
+    sample = theirs.first()
+    sample.tags.append("reject")
+    sample.save()
+    with store.session() as s:
+        before = len(repo.decisions_for_run(s, s.get(repo.Run, run_id)).images)
+    assert sync_decisions(other, theirs) == 1
+    with other.session() as s:
+        assert repo.decisions_for_run(s, s.get(repo.Run, res.run_id)).images[sample["image_id"]].verdict == "reject"
+    with store.session() as s:
+        assert len(repo.decisions_for_run(s, s.get(repo.Run, run_id)).images) == before
+    other.close()

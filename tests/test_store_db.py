@@ -122,6 +122,7 @@ def test_v1_database_is_upgraded_in_place_keeping_its_data(tmp_path):
 
     with open_db(old) as store:
         assert store.schema_version() == CURRENT_VERSION == 4
+        old_id = store.store_id
         with store.session() as s:
             versions = s.execute(text("SELECT version FROM schema_version ORDER BY version"))
             assert [v for (v,) in versions] == [1, 2, 3, 4]
@@ -147,8 +148,8 @@ def test_v1_database_is_upgraded_in_place_keeping_its_data(tmp_path):
             assert [d.verdict for d in in_force.findings.values()] == ["accept"]
             assert in_force.images[1].verdict == "reject"
 
-    with open_db(fresh):
-        pass
+    with open_db(fresh) as store:
+        assert len(store.store_id) == len(old_id) == 32 and store.store_id != old_id
     assert _schema(f"sqlite:///{old}") == _schema(f"sqlite:///{fresh}")
 
 

@@ -98,10 +98,12 @@ def test_a_v3_postgres_store_is_upgraded_in_place(pg_url):
     with eng.begin() as c:  # the store as schema v3 made it
         c.execute(text("ALTER TABLE findings DROP COLUMN agreement"))
         c.execute(text("ALTER TABLE image_scores DROP COLUMN learnt_pixels"))
+        c.execute(text("DROP TABLE store_meta"))
         c.execute(text("DELETE FROM schema_version"))
         c.execute(text("INSERT INTO schema_version VALUES (3, '2026-12-01 00:00:00')"))
     eng.dispose()
     assert _columns(pg_url) != want
     with open_db(pg_url) as store:
         assert store.schema_version() == CURRENT_VERSION == 4
+        assert len(store.store_id) == 32
     assert _columns(pg_url) == want

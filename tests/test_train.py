@@ -238,3 +238,39 @@ def test_snapshots_are_kept_and_their_teacher_is_their_mean(tiny, tmp_path):
     each = [m.predict(batch, src.classes)[0] for m in ens.members]
     assert not np.allclose(each[0], each[1])
     assert np.allclose(ens.predict(batch, src.classes)[0], (each[0] + each[1]) / 2, atol=1e-6)
+
+
+def test_a_bad_image_stops_training_before_the_first_epoch(tmp_path):
+    from labelaudit.data.errors import BadInputError
+
+    root = tmp_path / "d"
+    generate(root, n=12, size=48, noise_rate=0.0, seed=1, progress=False)
+    victim = sorted((root / "val" / "images").iterdir())[0]
+    victim.write_bytes(b"not a jpeg at all")
+    with pytest.raises(BadInputError, match=victim.name):  # raised while the Trainer is built
+        Trainer(_cfg(root), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_a_killed_training_is_marked_interrupted_by_the_next_one(tiny, tmp_path):
+    """SIGKILL leaves no chance to record the end: the next recorded training notices."""
+    with recorded_training(_cfg(tiny), tmp_path / "r"):
+        pass
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    con = sqlite3.connect(tmp_path / "r" / "labelaudit.db")
+    config = json.loads(con.execute("select config from runs").fetchone()[0])
+    for pid in (dead.pid, alive.pid):  # one training killed, one still running elsewhere here
+        config["owner"]["pid"] = pid
+        con.execute("insert into runs (kind, config, status, versions, started_at) "
+                    "select kind, ?, 'running', versions, started_at from runs where id = 1",
+                    (json.dumps(config),))
+    con.commit()
+    try:
+        with recorded_training(_cfg(tiny), tmp_path / "r"):
+            pass
+    finally:
+        alive.kill()
+    rows = con.execute("select id, status from runs order by id").fetchall()
+    assert rows == [(1, "done"), (2, "interrupted"), (3, "running"), (4, "done")]

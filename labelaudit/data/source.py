@@ -169,6 +169,30 @@ class Source:
                         self.kind, split, len(recs) - len(good), len(recs))
         return good
 
+    def preflight(self, split: str, on_bad: OnBad | None = None) -> int:
+        """The quick check before training: every image and label file of `split` exists and
+        its header parses (Pillow reads headers, nothing is decoded). Returns the number of bad
+        records (on_bad="raise": the first one raises BadInputError naming the file)."""
+        from PIL import Image, UnidentifiedImageError
+
+        bad = 0
+        for rec in self.records(split):
+            labels = [p for p in rec.label_parts if p.exists()] if rec.label_parts else [rec.label_path]
+            for path in (rec.image_path, *labels):
+                try:
+                    with Image.open(path) as im:
+                        _ = im.size
+                except FileNotFoundError:
+                    err = BadInputError(path, "file not found")
+                except (UnidentifiedImageError, OSError, ValueError) as e:
+                    err = BadInputError(path, f"not a readable image ({e})")
+                else:
+                    continue
+                self.handle_bad(err, on_bad)
+                bad += 1
+                break
+        return bad
+
     def handle_bad(self, err: BadInputError, on_bad: OnBad | None = None) -> None:
         """Raise `err` (on_bad="raise") or log it and record it in `skipped` ("skip")."""
         if check_on_bad(on_bad or self.on_bad) == "raise":

@@ -14,8 +14,22 @@ log = logging.getLogger(__name__)
 LABEL_FIELDS = ["ground_truth", "teacher", "findings", "suspicion"]
 
 
-def dataset_name(run_id: int) -> str:
-    return f"labelaudit-scan-{run_id}"
+def dataset_name(run_id: int, store_id: str) -> str:
+    """The review dataset of scan `run_id` of the store with `store_id`: run ids start at 1 in
+    every store, so the name carries the store's id too."""
+    return f"labelaudit-{store_id[:12]}-scan-{run_id}"
+
+
+def check_store(dataset, store: Store) -> None:
+    """Refuse a review dataset that another store's scan made (its tags would land in the
+    wrong store)."""
+    from labelaudit.store import StoreError
+
+    owner = dataset.info.get("store_id")
+    if owner is not None and owner != store.store_id:
+        raise StoreError(f"review dataset {dataset.name!r} belongs to the store at "
+                         f"{dataset.info.get('store', '?')}, not to {store.location}; review with "
+                         "that --db, or give this review another --name")
 
 
 def _given_label_png(source, rec, out: Path) -> Path:
@@ -42,10 +56,13 @@ def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | 
     import fiftyone as fo
 
     run_id = resolve_scan_run(store, run_id)
-    name = name or dataset_name(run_id)
+    name = name or dataset_name(run_id, store.store_id)
     if overwrite and fo.dataset_exists(name):
         fo.delete_dataset(name)
     ds = fo.load_dataset(name) if fo.dataset_exists(name) else fo.Dataset(name, persistent=True)
+    check_store(ds, store)
+    ds.info["store_id"], ds.info["store"] = store.store_id, store.location
+    ds.save()
     with store.session() as s:
         run = s.get(Run, run_id)
         names = list(run.dataset.class_names)

@@ -34,6 +34,9 @@ def sync_decisions(store: Store, dataset) -> int:
     none, and a stale tag does not overturn a later `labelaudit decide` on the same target.
     Returns how many decisions were recorded.
     """
+    from labelaudit.review.dataset import check_store
+
+    check_store(dataset, store)
     run_ids = dataset.distinct("scan_run_id")
     if not run_ids:
         return 0

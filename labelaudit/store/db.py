@@ -20,8 +20,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
-from .migrations import CURRENT_VERSION, MIGRATIONS
-from .models import Base, schema_version
+from .migrations import CURRENT_VERSION, MIGRATIONS, new_store_id
+from .models import Base, schema_version, store_meta
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,15 @@ class Store:
         with self.engine.connect() as conn:
             return int(conn.scalar(select(func.max(schema_version.c.version))))
 
+    @property
+    def store_id(self) -> str:
+        """The random id this store was given when it was made (schema v4)."""
+        if not hasattr(self, "_store_id"):
+            with self.engine.connect() as conn:
+                self._store_id = str(conn.scalar(
+                    select(store_meta.c.value).where(store_meta.c.key == "store_id")))
+        return self._store_id
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -206,6 +215,7 @@ def upgrade_schema(engine: Engine, location: str) -> int:
         if not tables:
             Base.metadata.create_all(conn)
             conn.execute(insert(schema_version).values(version=CURRENT_VERSION, applied_at=now))
+            conn.execute(insert(store_meta).values(key="store_id", value=new_store_id()))
             log.info("created labelaudit store v%d at %s", CURRENT_VERSION, location)
             return CURRENT_VERSION
         if "schema_version" not in tables:

@@ -193,10 +193,20 @@ def _v3_scan_progress(conn: Connection) -> None:
     log.info("schema v3: moved the progress of %d scan runs out of their config", len(rows))
 
 
-def _v4_memorisation(conn: Connection) -> None:
-    """v4: an ensemble teacher's evidence of memorisation (scan.memorisation)."""
+def new_store_id() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
+
+
+def _v4_memorisation_and_id(conn: Connection) -> None:
+    """v4: an ensemble teacher's evidence of memorisation (scan.memorisation); the store's id."""
     conn.execute(text("ALTER TABLE findings ADD COLUMN agreement FLOAT"))
     conn.execute(text("ALTER TABLE image_scores ADD COLUMN learnt_pixels INTEGER"))
+    conn.execute(text("CREATE TABLE store_meta (key VARCHAR(32) NOT NULL, value TEXT NOT NULL, "
+                      "CONSTRAINT pk_store_meta PRIMARY KEY (key))"))
+    conn.execute(text("INSERT INTO store_meta (key, value) VALUES ('store_id', :v)"),
+                 {"v": new_store_id()})
 
 
 @dataclass(frozen=True)
@@ -210,7 +220,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "finding/decision fingerprints; decisions carried across rescans",
               _v2_fingerprints),
     Migration(3, "scan progress in runs.progress, not in runs.config", _v3_scan_progress),
-    Migration(4, "findings.agreement, image_scores.learnt_pixels", _v4_memorisation),
+    Migration(4, "findings.agreement, image_scores.learnt_pixels, store_meta (the store's id)",
+              _v4_memorisation_and_id),
 )
 """Ordered steps; step ``k`` upgrades a version ``k-1`` database to version ``k``."""
 

@@ -71,6 +71,14 @@ schema_version = Table(
 )
 """One row per schema version applied to this database; the current version is the maximum."""
 
+store_meta = Table(
+    "store_meta", Base.metadata,
+    Column("key", String(32), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+"""v4: facts about the store itself; "store_id" (a random hex id made with the store) binds the
+review datasets built from it to it (labelaudit.review)."""
+
 
 class Dataset(Base):
     """A dataset on disk, read with one class vocabulary (and, for CelebAMask-HQ, a merge order)."""

@@ -77,6 +77,8 @@ def _build_data(cfg: TrainConfig, dist: D.Dist, train_indices: list[int] | None)
 
     d, s = cfg.data, cfg.schedule
     source = d.open_source()
+    for split in ("train", "val"):  # fail in seconds, not when the loader reaches a bad file
+        source.preflight(split, d.on_bad)
     common = dict(size=d.size, channel_order=d.channel_order, seed=cfg.seed, on_bad=d.on_bad,
                   labels_dir=d.labels)
     train_set = FaceParsingDataset(source, "train", augment=True, scale_range=(d.scale_min, d.scale_max),
@@ -116,6 +118,18 @@ def _open_state(run_dir: Path, resume: bool) -> dict[str, Any] | None:
     if resume and not ckpt.exists():
         raise CheckpointError(f"{ckpt}: nothing to resume")
     return load_checkpoint(ckpt, ("student", "epoch", "config")) if resume else None
+
+
+def check_resume(run_dir: str | Path, epochs: int | None) -> tuple[int, int]:
+    """Before `--resume`: (epochs done, epochs of the schedule) of the run in `run_dir`. Raises ValueError when `epochs`
+    asks for another schedule than the saved one (a resumed run keeps its schedule)."""
+    state = load_checkpoint(Path(run_dir) / CHECKPOINT, ("epoch", "config"))
+    saved = int(state["config"]["schedule"]["epochs"])
+    if epochs is not None and epochs != saved:
+        raise ValueError(f"{run_dir}: --epochs {epochs}, but the run was started for {saved} "
+                         f"epochs ({state['epoch']} done) and --resume keeps its schedule; "
+                         "drop --epochs, or train a new --run")
+    return int(state["epoch"]), saved
 
 
 class Trainer:
