@@ -9,7 +9,10 @@ Reports the insert rate (images/s through `repo.write_scan_batch`, 64 images per
 a scan batch), the database size per image, and the time of what review / export / report ask:
 the 100 worst images, one confusion pair's findings, a run's decisions (after deciding on 1 %
 of the findings), the findings above a score streamed (the export's policy), the confusion-pair
-table. No network, no images on disk: rows only. Prints a markdown table.
+table. With `--files` it also writes a LaPa tree of N tiny 512 px images and labels (the same
+bytes each) and times what needs files: building the FiftyOne review dataset of the 5,000 worst
+images (a throwaway FiftyOne database) and an export in which 5 % of the images change (their
+non-boundary findings accepted). No network. Prints a markdown table.
 """
 from __future__ import annotations
 
@@ -52,7 +55,63 @@ def _timed(fn, repeat: int = 3) -> float:
     return best
 
 
-def bench(url: str, n: int, size_of) -> dict:
+SIDE = 512  # the label frame: every finding's bbox (up to 480 + 24) fits
+
+
+def write_tree(root: Path, n: int) -> Path:
+    """A LaPa layout with N training images (and one val / test image), the same bytes each."""
+    import cv2
+
+    if (root / "done").exists():
+        return root
+    img = cv2.imencode(".jpg", np.full((SIDE, SIDE, 3), 128, np.uint8))[1].tobytes()
+    lab = cv2.imencode(".png", np.zeros((SIDE, SIDE), np.uint8))[1].tobytes()
+    for split, count in (("train", n), ("val", 1), ("test", 1)):
+        (root / split / "images").mkdir(parents=True, exist_ok=True)
+        (root / split / "labels").mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            (root / split / "images" / f"{i:07d}.jpg").write_bytes(img)
+            (root / split / "labels" / f"{i:07d}.png").write_bytes(lab)
+    (root / "done").touch()
+    return root
+
+
+def time_files(store, run_id: int, work: Path, backend: str) -> dict:
+    """Review build of the worst 5,000 and an export changing 5 % of the images."""
+    from sqlalchemy import select
+
+    from labelaudit.export import export_labels
+    from labelaudit.store import Finding, ImageScore, repo
+
+    with store.session() as s:
+        image_ids = s.scalars(select(ImageScore.image_id).where(ImageScore.run_id == run_id)
+                              .order_by(ImageScore.image_id)).all()
+        chosen = set(image_ids[:: 20])  # 5 %
+        fids = s.scalars(select(Finding.id).where(Finding.run_id == run_id, Finding.kind != "boundary",
+                                                  Finding.image_id.in_(chosen))).all()
+    with store.session() as s:
+        for fid in fids:
+            repo.record_decision(s, finding_id=fid, verdict="accept", source="cli")
+    t0 = time.perf_counter()
+    res = export_labels(store, work / f"export-{backend}", run_id=run_id, overwrite=True)
+    t_export = time.perf_counter() - t0
+    os.environ.update(FIFTYONE_DATABASE_DIR=str(work / "fiftyone"), FIFTYONE_DO_NOT_TRACK="true",
+                      FIFTYONE_DATABASE_VALIDATION="false")
+    import fiftyone as fo
+
+    from labelaudit.review import build_review_dataset
+
+    fo.config.show_progress_bars = False
+    t0 = time.perf_counter()
+    ds = build_review_dataset(store, run_id, top=5000, overwrite=True)
+    t_review = time.perf_counter() - t0
+    n_review = len(ds)
+    return {"export_s": t_export, "export_images_changed": res.n_images_changed,
+            "review_5000_s": t_review, "review_samples": n_review}
+
+
+def bench(url: str, n: int, size_of, tree: Path | None = None, work: Path | None = None,
+          backend: str = "") -> dict:
     from sqlalchemy import select
 
     from labelaudit.store import Finding, ImageRow, open_db, repo
@@ -60,7 +119,7 @@ def bench(url: str, n: int, size_of) -> dict:
     store = open_db(url)
     rng = np.random.default_rng(0)
     with store.session() as s:
-        ds = repo.get_or_create_dataset(s, "lapa", "/data/LaPa", [f"c{i}" for i in range(11)])
+        ds = repo.get_or_create_dataset(s, "lapa", str(tree or "/data/LaPa"), [f"c{i}" for i in range(11)])
         t0 = time.perf_counter()
         ids = []
         for k in range(0, n, 5000):
@@ -68,14 +127,16 @@ def bench(url: str, n: int, size_of) -> dict:
                     for i in range(k, min(n, k + 5000))]
             ids += list(repo.upsert_images(s, ds, rows).values())
         t_index = time.perf_counter() - t0
-        run = repo.start_run(s, "scan", ds, {"bench": True}, seed=0)
+        run = repo.start_run(s, "scan", ds, {"bench": True, "run_dir": str(work or ".")}, seed=0)
         t0 = time.perf_counter()
         for k in range(0, n, 64):
-            repo.write_scan_batch(s, run, _rows(rng, ids[k:k + 64]), carry=False)
+            repo.write_scan_batch(s, run, _rows(rng, ids[k:k + 64]), carry=False,
+                                  frames={i: (SIDE, SIDE) for i in ids[k:k + 64]})
         t_write = time.perf_counter() - t0
         repo.finish_run(s, run, "done")
         n_find = s.scalar(select(__import__("sqlalchemy").func.count(Finding.id)).where(Finding.run_id == run.id))
-        some = s.scalars(select(Finding.id).where(Finding.run_id == run.id).limit(max(1, n_find // 100))).all()
+        some = s.scalars(select(Finding.id).where(Finding.run_id == run.id).order_by(Finding.id)
+                         .limit(max(1, n_find // 100))).all()
     for fid in some:
         with store.session() as s:
             repo.record_decision(s, finding_id=fid, verdict="accept", source="cli")
@@ -93,6 +154,8 @@ def bench(url: str, n: int, size_of) -> dict:
             "confusion_pairs_s": _timed(lambda: repo.confusion_pairs(s, run)),
             "stream_above_0.9_s": _timed(lambda: sum(1 for _ in repo.iter_findings(s, run, 0.9)), 1),
         }
+    if tree is not None:
+        out.update(time_files(store, run.id, work, backend))
     store.close()
     return out
 
@@ -102,8 +165,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--backends", default="sqlite,postgres")
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench-store"))
+    ap.add_argument("--files", action="store_true", help="also time the review build and the export")
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
+    tree = write_tree(a.work / f"lapa-{a.n}", a.n) if a.files else None
     results = {}
     for backend in a.backends.split(","):
         if backend == "sqlite":
@@ -111,7 +176,7 @@ def main() -> None:
             for f in a.work.glob(f"store-{a.n}.db*"):
                 f.unlink()
             results[backend] = bench(f"sqlite:///{db}", a.n, lambda: sum(
-                f.stat().st_size for f in a.work.glob(f"store-{a.n}.db*")))
+                f.stat().st_size for f in a.work.glob(f"store-{a.n}.db*")), tree, a.work, backend)
         else:
             from pgserver import PgServer
 
@@ -124,7 +189,7 @@ def main() -> None:
                         v = c.execute(text("SELECT pg_database_size(current_database())")).scalar()
                     e.dispose()
                     return int(v)
-                results[backend] = bench(url, a.n, size)
+                results[backend] = bench(url, a.n, size, tree, a.work, backend)
         print(json.dumps({backend: results[backend]}), flush=True)
     (a.work / f"bench_store_{a.n}.json").write_text(json.dumps(results, indent=1) + "\n")
     keys = list(next(iter(results.values())))
