@@ -13,7 +13,7 @@ noise type, seed 21, val and test an eighth of N each) the same data is audited 
              (20000: 50 epochs at N=400, 12 at 1600, at least 8), the schedule of
              benchmarks/converged.toml rescaled;
   snapshots  the same converged run's students kept along the way (every eighth of the run,
-             `schedule.snapshot_every`), their probabilities averaged: no extra training;
+             `schedule.snapshots = 8`), their probabilities averaged: no extra training;
   folds2/4   K-fold cross-fitting, each fold trained with the converged schedule;
   replace    the converged schedule with the reference's CSR loss composition (the soft target in
              the hard target's place, `schedule.csr_loss = "replace"`);
@@ -38,7 +38,7 @@ STRATEGIES = ("early", "converged", "snapshots", "plain", "folds2", "replace", "
 TOML = {  # the settings each training adds to the demo preset at 64 px
     "early": "",
     "converged": 'csr_start = {csr}\ncycles = 5\ncycle_epochs = {cycle}\nbn_batches = 1000\n'
-                 'snapshot_every = {every}\n',
+                 'snapshots = 8\n',
     "replace": 'csr_start = {csr}\ncycles = 5\ncycle_epochs = {cycle}\nbn_batches = 1000\n'
                'csr_loss = "replace"\n',
     "plain": 'cycles = 0\nedge_loss = false\n',
@@ -70,7 +70,7 @@ def train_strategy(work: Path, n: int, name: str, passes: int) -> Path:
     data, run = dataset(work, n), work / f"n{n}" / name
     base = "converged" if name.startswith("folds") else name
     schedule = TOML[base].format(csr=converged - 5 * max(1, converged // 16),
-                                 cycle=max(1, converged // 16), every=max(1, converged // 8))
+                                 cycle=max(1, converged // 16))
     toml = work / f"n{n}" / f"{name}.toml"
     # the early run rescales the demo schedule (--epochs); the others set theirs in the TOML
     epochs = [] if name == "early" else [f"epochs = {converged}\n"]

@@ -48,5 +48,16 @@ def test_cycles_zero_is_a_plain_run_without_csr(tmp_path):
     assert (s.epochs, s.csr_start, s.edge_loss) == (6, 6, False)
     assert not any(in_csr(s, e) for e in range(6))
     assert learning_rate(s, 5, 9, 10) < learning_rate(s, 3, 0, 10) < s.lr  # poly decay to the end
-    with pytest.raises(ValueError, match="snapshot_every"):
-        load_config("cpu-tiny", _toml(tmp_path, '[schedule]\nsnapshot_every = -1\n'))
+    with pytest.raises(ValueError, match="snapshots"):
+        load_config("cpu-tiny", _toml(tmp_path, '[schedule]\nsnapshots = -1\n'))
+
+
+def test_snapshots_are_the_ends_of_equal_stretches():
+    from labelaudit.train.config import ScheduleConfig
+    from labelaudit.train.schedule import is_snapshot_epoch
+
+    kept = lambda epochs, n: [e + 1 for e in range(epochs)  # noqa: E731
+                              if is_snapshot_epoch(ScheduleConfig(epochs=epochs, snapshots=n), e)]
+    assert kept(40, 8) == [5, 10, 15, 20, 25, 30, 35, 40]
+    assert kept(30, 4) == [8, 15, 22, 30]  # round(7.5) = 8, round(22.5) = 22
+    assert kept(3, 8) == [1, 2, 3] and kept(10, 0) == []

@@ -227,7 +227,7 @@ def test_snapshots_are_kept_and_their_teacher_is_their_mean(tiny, tmp_path):
     from labelaudit.scan.forward import ScanDataset, scan_collate
     from labelaudit.teachers import load_teachers
 
-    cfg = _cfg(tiny, **{"schedule.epochs": 2, "schedule.snapshot_every": 1})
+    cfg = _cfg(tiny, **{"schedule.epochs": 2, "schedule.snapshots": 2})
     train(cfg, tmp_path / "s", progress=False)
     files = sorted((tmp_path / "s" / "snapshots").glob("*.pt"))
     assert [f.name for f in files] == ["epoch-0001.pt", "epoch-0002.pt"]

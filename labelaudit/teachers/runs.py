@@ -7,7 +7,7 @@ Teachers a run can provide:
   folds  the K out-of-sample teachers of `train --folds K` (`fold-<k>/checkpoint.pt`): each
          training image is scored by the teacher that never saw it;
   snapshots  the mean probability of the students kept along the way
-         (`schedule.snapshot_every`, `snapshots/epoch-*.pt`): an ensemble over training time.
+         (`schedule.snapshots`, `snapshots/epoch-*.pt`): an ensemble over training time.
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def _snapshots(run_dir: Path, device: torch.device, tta: bool) -> EnsembleTeache
     files = sorted((run_dir / SNAPSHOTS).glob("epoch-*.pt"))
     if not files:
         raise CheckpointError(f"{run_dir / SNAPSHOTS}: no snapshots; train with "
-                              "schedule.snapshot_every > 0 for the snapshots teacher")
+                              "schedule.snapshots > 0 for the snapshots teacher")
     log.info("snapshots teacher: %d students (%s ... %s)", len(files), files[0].name, files[-1].name)
     return EnsembleTeacher([_load_one(f, "final", device, tta)[0] for f in files], "snapshots")
 

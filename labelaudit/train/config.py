@@ -88,10 +88,10 @@ class ScheduleConfig:
     # False: parsing CE + Lovasz only (the edge and edge-attention terms weigh 0): with cycles = 0,
     # the "plain network" a user would train instead of DML-CSR (benchmarks/bench_teachers.py).
     edge_loss: bool = True
-    # Keep the student's weights every this many epochs in snapshots/ (0 = off): the scan's
-    # "snapshots" teacher averages their probabilities (early-learning: models fit clean labels
-    # before they memorise noisy ones).
-    snapshot_every: int = 0
+    # Keep this many students at evenly spaced epochs in snapshots/ (0 = off; the last one is
+    # the final student): the scan's "snapshots" teacher averages their probabilities
+    # (early-learning: networks fit clean labels before they memorise noisy ones).
+    snapshots: int = 0
 
 
 @dataclass
@@ -265,7 +265,7 @@ _POSITIVE = {"model": ("width",), "data": ("size", "scale_min", "scale_max"),
                           "edge_width")}
 _NON_NEGATIVE = {"data": ("rotation", "workers"),
                  "schedule": ("momentum", "weight_decay", "poly_power", "cycle_lr_min", "cycles",
-                              "snapshot_every")}
+                              "snapshots")}
 _CHOICES = {"model": {"abn": ("auto", "torch", "inplace"), "conva_kernel": (1, 3)},
             "data": {"channel_order": ("rgb", "bgr"), "on_bad": ("raise", "skip"),
                      "dataset": DATASET_KINDS}}

@@ -21,7 +21,7 @@ from labelaudit import distributed as D
 from labelaudit.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from labelaudit.train.config import TrainConfig, config_from_dict, to_toml
 from labelaudit.train.runlog import append_metrics, last_scores, plot_curves, write_report
-from labelaudit.train.schedule import cycle_of, in_csr, learning_rate
+from labelaudit.train.schedule import cycle_of, in_csr, is_snapshot_epoch, learning_rate
 from labelaudit.train.teacher import CSRTeacher
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
 DML_STUDENT = "dml_student.pt"
 BEST = "best.pt"
-SNAPSHOTS = "snapshots"  # <run>/snapshots/epoch-0010.pt: the student every schedule.snapshot_every epochs
+SNAPSHOTS = "snapshots"  # <run>/snapshots/epoch-0010.pt: the students kept (schedule.snapshots)
 
 
 @dataclass
@@ -313,8 +313,7 @@ class Trainer:
                              "classes": list(self.classes.names), "config": self.cfg.to_dict(),
                              "val": {k: v for k, v in record.items() if k.startswith("val/")}},
                             self.run_dir / DML_STUDENT)
-        every = self.cfg.schedule.snapshot_every
-        if every and (epoch + 1) % every == 0:
+        if is_snapshot_epoch(self.cfg.schedule, epoch):
             save_checkpoint({"student": _unwrap(self.student).state_dict(), "epoch": epoch + 1,
                              "classes": list(self.classes.names), "config": self.cfg.to_dict()},
                             self.run_dir / SNAPSHOTS / f"epoch-{epoch + 1:04d}.pt")

@@ -34,6 +34,14 @@ def is_teacher_update(s: ScheduleConfig, epoch: int) -> bool:
     return seeds or is_cycle_end(s, epoch)
 
 
+def is_snapshot_epoch(s: ScheduleConfig, epoch: int) -> bool:
+    """True when the student of `epoch` (0-based) is one of the `s.snapshots` kept: the ends of
+    `snapshots` equal stretches of the run (every epoch when there are more snapshots than epochs)."""
+    if s.snapshots <= 0:
+        return False
+    return epoch + 1 in {max(1, round(k * s.epochs / s.snapshots)) for k in range(1, s.snapshots + 1)}
+
+
 def learning_rate(s: ScheduleConfig, epoch: int, it: int, iters_per_epoch: int) -> float:
     """LR for iteration `it` of `epoch`.
 
