@@ -432,7 +432,7 @@ def review(
     db: DbOpt = None,
     scan_run: Annotated[Optional[int], typer.Option(help="Scan run id [default: the latest finished].")] = None,
     top: Annotated[Optional[int], typer.Option(help="Only the N worst images.")] = None,
-    name: Annotated[Optional[str], typer.Option(help="FiftyOne dataset name [default: labelaudit-scan-<id>].")] = None,
+    name: Annotated[Optional[str], typer.Option(help="FiftyOne dataset name [default: labelaudit-<store id>-scan-<scan id>].")] = None,
     launch: Annotated[bool, typer.Option(help="Start the App and wait; sync the tags when it stops.")] = True,
     port: Annotated[int, typer.Option(help="App port.")] = 5151,
     address: Annotated[str, typer.Option(help="App address (remote mode).")] = "127.0.0.1",
@@ -440,7 +440,9 @@ def review(
 ) -> None:
     """Review the findings in the FiftyOne App (worst first); accept/reject/relabel tags -> DB."""
     try:
-        from labelaudit.review import build_review_dataset, launch as launch_app, sync_decisions
+        from labelaudit.review import (
+            build_review_dataset, launch as launch_app, serve, stop_fiftyone, sync_decisions,
+        )
     except ImportError:
         _fail("review needs FiftyOne: pip install 'labelaudit[review]'")
     from labelaudit.store import open_db
@@ -456,14 +458,14 @@ def review(
         if not launch:
             typer.echo(f"App (after `labelaudit review --launch`): {url}")
             return
-        session = launch_app(ds, port=port, address=address)
-        typer.echo(f"App: {url}  (tag findings or images accept / reject / relabel; "
-                   "Ctrl-C to stop and sync)")
-        try:
-            session.wait(-1)  # until Ctrl-C: closing or reloading the tab must not end the review
-        except KeyboardInterrupt:
-            pass
-        typer.echo(f"{sync_decisions(store, ds)} decisions recorded from the tags")
+        launch_app(ds, port=port, address=address)
+        typer.echo(f"App: {url}  (tag findings or images accept / reject / relabel: each tag is "
+                   "recorded within 2 s; Ctrl-C to stop)", )
+        try:  # closing or reloading the browser tab does not end the review; Ctrl-C, SIGTERM do
+            recorded = serve(lambda: sync_decisions(store, ds))
+        finally:
+            stop_fiftyone()  # the App server and MongoDB this review started
+        typer.echo(f"{recorded} decisions recorded from the tags")
     finally:
         store.close()
 

@@ -156,10 +156,12 @@ def test_a_stale_tag_does_not_overturn_a_later_decision(scanned, review_ds):
 
 
 def test_review_command_builds_and_syncs_without_the_app(scanned, review_ds):
-    _, run_id, _, _, _, db = scanned
+    from labelaudit.review import dataset_name
+
+    store, run_id, _, _, _, db = scanned
     res = CliRunner().invoke(app, ["review", "--db", db, "--no-launch", "--sync", "--top", "4"])
     assert res.exit_code == 0, res.output
-    name = f"labelaudit-scan-{run_id}"
+    name = dataset_name(run_id, store.store_id)
     assert f"review dataset {name}:" in res.output and "worst-first" in res.output
     assert f"http://127.0.0.1:5151/datasets/{name}" in res.output
     assert "0 decisions recorded from the tags" in res.output  # all synced by the tests above
@@ -234,3 +236,36 @@ def test_a_review_dataset_is_bound_to_its_store(scanned, review_ds, tmp_path):
     with store.session() as s:
         assert len(repo.decisions_for_run(s, s.get(repo.Run, run_id)).images) == before
     other.close()
+
+
+def test_sigterm_to_review_keeps_the_tags_and_stops_the_app(scanned, review_ds, fiftyone_home):
+    """A tag not yet synced, then `labelaudit review` stopped by SIGTERM: the tag is a decision,
+    and no App server or MongoDB that the review started is left running."""
+    import signal
+
+    import psutil
+
+    store, run_id, *_ , db = scanned
+    sample = review_ds.load_saved_view("worst-first").skip(6).first()
+    sample.tags.append("relabel")
+    sample.save()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "FIFTYONE_DATABASE_DIR": fiftyone_home}
+    proc = subprocess.Popen([sys.executable, "-m", "labelaudit", "review", "--db", db,
+                             "--port", str(_free_port())], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    lines, deadline = [], time.time() + 120
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if line.startswith("App: ") or not line:
+            break
+    assert lines[-1].startswith("App: "), "".join(lines)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, "".join(lines) + out
+    assert "1 decisions recorded from the tags" in out, out
+    with store.session() as s:
+        dec = repo.decisions_for_run(s, s.get(repo.Run, run_id))
+        assert dec.images[sample["image_id"]].verdict == "relabel"
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]

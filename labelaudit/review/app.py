@@ -17,6 +17,33 @@ def launch(dataset, port: int = 5151, address: str = "127.0.0.1", remote: bool =
                          auto=False)
 
 
+class _Stop(Exception):
+    """SIGTERM or SIGHUP reached the review: end it like Ctrl-C."""
+
+
+def serve(sync, every: float = 2.0) -> int:
+    """Wait until Ctrl-C, SIGTERM or SIGHUP (a closed terminal), calling `sync()` (it records
+    the App's new tags as decisions) every `every` seconds and once at the end, so stopping the
+    review in any of these ways loses nothing. Returns the decisions recorded in all."""
+    import time
+
+    def stop(signum, frame):
+        raise _Stop(signal.Signals(signum).name)
+
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    total = 0
+    try:
+        while True:
+            time.sleep(every)
+            total += sync()
+    except (KeyboardInterrupt, _Stop) as e:
+        log.info("review stopped (%s)", type(e).__name__ if isinstance(e, KeyboardInterrupt) else e)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    return total + sync()
+
+
 def stop_fiftyone() -> None:
     """Close the App session, then stop the App server and the MongoDB this process's FiftyOne
     started: every process below this one, signalled by PID (the launcher alone leaves them)."""
