@@ -269,3 +269,26 @@ def test_sigterm_to_review_keeps_the_tags_and_stops_the_app(scanned, review_ds, 
         dec = repo.decisions_for_run(s, s.get(repo.Run, run_id))
         assert dec.images[sample["image_id"]].verdict == "relabel"
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    review_ds.reload()  # the review process updated the samples behind this one
+
+
+def test_decisions_made_elsewhere_show_as_tags(scanned, review_ds):
+    """A new review of a scan shows every decision in force (from `decide`, from earlier
+    reviews) as the tag of its finding or image, and syncing them records nothing new."""
+    from labelaudit.review import build_review_dataset, sync_decisions
+
+    store, run_id, *_ = scanned
+    det = review_ds.load_saved_view("worst-first").first().findings.detections[-1]
+    with store.session() as s:
+        repo.record_decision(s, finding_id=det["finding_id"], verdict="reject", source="cli")
+        image_id = review_ds.load_saved_view("worst-first").skip(1).first()["image_id"]
+        repo.record_decision(s, image_id=image_id, verdict="relabel", source="cli")
+        dec = repo.decisions_for_run(s, s.get(repo.Run, run_id))
+    ds = build_review_dataset(store, run_id, name="labelaudit-test-fresh-review")
+    tags = {d["finding_id"]: d.tags for sm in ds for d in (sm.findings.detections if sm.findings else [])}
+    assert tags[det["finding_id"]] == ["reject"]
+    assert {k: t for k, t in tags.items() if t} == {k: [d.verdict] for k, d in dec.findings.items()}
+    images = {sm["image_id"]: sm.tags for sm in ds}
+    assert images[image_id] == ["relabel"]
+    assert {k: t for k, t in images.items() if t} == {k: [d.verdict] for k, d in dec.images.items()}
+    assert sync_decisions(store, ds) == 0  # shown, not recorded a second time

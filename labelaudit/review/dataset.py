@@ -72,6 +72,9 @@ def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | 
                  repo.findings_for_image(s, run, sc.image.id))
                 for sc in repo.top_images(s, run, top if top else 10**9)]
         pairs = repo.confusion_pairs(s, run)
+        decided = repo.decisions_for_run(s, run)  # shown as tags: what is decided already
+        decided_findings = {k: d.verdict for k, d in decided.findings.items()}
+        decided_images = {k: d.verdict for k, d in decided.images.items()}
     by_rel = {str(source.image_relpath(r)): r for sp in SPLITS
               for r in source.records(sp)}
     maps.given(0).parent.mkdir(parents=True, exist_ok=True)
@@ -84,11 +87,14 @@ def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | 
             continue
         fields = _sample_fields(source, rec, image_id, frame, findings, names, maps)
         fields.update({"label_quality": float(quality), "image_id": int(image_id), "scan_run_id": run_id})
+        for d in fields["findings"].detections:
+            d.tags = [decided_findings[d["finding_id"]]] if d["finding_id"] in decided_findings else []
         old = existing.get(image_id)
         if old is not None:
-            _update_sample(ds[old.id], fields)
+            _update_sample(ds[old.id], fields, decided_images.get(image_id))
         else:
-            new.append(fo.Sample(filepath=str(rec.image_path), **fields))
+            tags = [decided_images[image_id]] if image_id in decided_images else []
+            new.append(fo.Sample(filepath=str(rec.image_path), tags=tags, **fields))
     if new:
         ds.add_samples(new)
     _configure(ds, names, pairs)
@@ -115,12 +121,18 @@ def _sample_fields(source, rec, image_id: int, frame, findings, names, maps: Sca
     }
 
 
-def _update_sample(sample, fields: dict) -> None:
-    """New field values; the tags on the sample and on findings still found are kept."""
+def _update_sample(sample, fields: dict, decided: str | None = None) -> None:
+    """New field values; the tags on the sample and on findings still found are kept, and a
+    decision made elsewhere (`decide`, an earlier scan) is shown where the reviewer tagged nothing."""
+    from labelaudit.review.sync import VERDICT_TAGS
+
     tags = {d["finding_id"]: list(d.tags) for d in (sample["findings"].detections
                                                     if sample["findings"] else [])}
     for d in fields["findings"].detections:
-        d.tags = tags.get(d["finding_id"], [])
+        mine = tags.get(d["finding_id"], [])
+        d.tags = mine if any(t in VERDICT_TAGS for t in mine) else mine + list(d.tags)
+    if decided and not any(t in VERDICT_TAGS for t in sample.tags):
+        sample.tags.append(decided)
     for k, v in fields.items():
         sample[k] = v
     sample.save()
