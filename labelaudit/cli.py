@@ -255,7 +255,7 @@ def scan(
     db: DbOpt = None,
     out: Annotated[Optional[Path], typer.Option(help="Also write images.csv, findings.csv and region masks here.")] = None,
     tta: Annotated[bool, typer.Option(help="Average with the mirrored image (left/right classes swapped).")] = False,
-    teacher: Annotated[Teacher, typer.Option(help="Which network judges the labels (auto: folds if trained, else CSR teacher).")] = Teacher.auto,
+    teacher: Annotated[Teacher, typer.Option(help="Which network judges the labels (auto: folds if trained, else the snapshots on runs of >= 1000 training images, else the CSR teacher).")] = Teacher.auto,
     root: Annotated[Optional[Path], typer.Option(help="Dataset root, if it moved since training.")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
     workers: Annotated[int, typer.Option(help="Data-loading worker processes.")] = 0,
@@ -300,7 +300,7 @@ def scan(
 @command()
 def calibrate(
     run: RunOpt = None,
-    teacher: Annotated[Teacher, typer.Option(help="Which network to calibrate (auto: folds if trained, else CSR teacher).")] = Teacher.auto,
+    teacher: Annotated[Teacher, typer.Option(help="Which network to calibrate (auto: folds if trained, else the snapshots on runs of >= 1000 training images, else the CSR teacher).")] = Teacher.auto,
     split: Annotated[Split, typer.Option(help="Held-out split whose labels are corrupted in known ways.")] = Split.val,
     copies: Annotated[Optional[int], typer.Option(min=1, help="Corrupted copies of each image's labels [default: about 960 maps in all, 2-24 per image].")] = None,
     limit: Annotated[int, typer.Option(min=1, help="Use at most N images of the split.")] = 400,

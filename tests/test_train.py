@@ -222,7 +222,7 @@ def test_two_process_ddp_with_torchrun(tiny, tmp_path):
 
 
 @pytest.mark.slow
-def test_snapshots_are_kept_and_their_teacher_is_their_mean(tiny, tmp_path):
+def test_snapshots_are_kept_and_their_teacher_is_their_mean(tiny, tmp_path, monkeypatch):
     from labelaudit.data import open_source
     from labelaudit.scan.forward import ScanDataset, scan_collate
     from labelaudit.teachers import load_teachers
@@ -238,6 +238,13 @@ def test_snapshots_are_kept_and_their_teacher_is_their_mean(tiny, tmp_path):
     each = [m.predict(batch, src.classes)[0] for m in ens.members]
     assert not np.allclose(each[0], each[1])
     assert np.allclose(ens.predict(batch, src.classes)[0], (each[0] + each[1]) / 2, atol=1e-6)
+    # "auto": the snapshots from SNAPSHOTS_FROM training images on, else the CSR teacher
+    import labelaudit.teachers.runs as runs
+
+    monkeypatch.setattr(runs, "SNAPSHOTS_FROM", len(src.records("train")))
+    assert load_teachers(tmp_path / "s", "auto").name == "snapshots"
+    monkeypatch.setattr(runs, "SNAPSHOTS_FROM", len(src.records("train")) + 1)
+    assert load_teachers(tmp_path / "s", "auto").name == "csr"
 
 
 def test_a_bad_image_stops_training_before_the_first_epoch(tmp_path):

@@ -27,6 +27,23 @@ from labelaudit.train.engine import CHECKPOINT, DML_STUDENT, SNAPSHOTS
 log = logging.getLogger(__name__)
 
 TEACHERS = ("auto", "csr", "dml", "final", "folds", "snapshots")
+# From this many training images on, "auto" prefers the snapshots teacher to the CSR teacher:
+# benchmarks/bench_teachers.py measured it ahead at N = 1600 and 3200 and behind at N = 400
+# (flip+drop recall at P >= 0.8; README, "Teachers at growing scale").
+SNAPSHOTS_FROM = 1000
+
+
+def _auto(run_dir: Path, folds_file: Path) -> str:
+    """folds when trained, else snapshots for a run kept them on >= SNAPSHOTS_FROM images, else csr."""
+    if folds_file.exists():
+        return "folds"
+    if any((run_dir / SNAPSHOTS).glob("epoch-*.pt")):
+        cfg = config_from_dict(load_checkpoint(run_dir / CHECKPOINT, ("config",))["config"])
+        n = len(cfg.data.open_source().records("train"))
+        if n >= SNAPSHOTS_FROM:
+            return "snapshots"
+        log.info("%d training images (< %d): the CSR teacher, not the snapshots", n, SNAPSHOTS_FROM)
+    return "csr"
 
 
 def _load_one(path: Path, which: str, device: torch.device, tta: bool
@@ -60,8 +77,9 @@ def load_teachers(run_dir: str | Path, which: str = "auto", device: torch.device
                   tta: bool = False) -> TeacherSet:
     """The teacher set named `which` from a `labelaudit train` run directory.
 
-    "auto" is "folds" when the run has folds, else "csr". Raises CheckpointError naming the
-    missing or unreadable file.
+    "auto" is "folds" when the run has folds, else "snapshots" when the run kept them and has at
+    least SNAPSHOTS_FROM training images, else "csr". Raises CheckpointError naming the missing
+    or unreadable file.
     """
     if which not in TEACHERS:
         raise ValueError(f"unknown teacher {which!r}; choose one of {', '.join(TEACHERS)}")
@@ -69,7 +87,7 @@ def load_teachers(run_dir: str | Path, which: str = "auto", device: torch.device
     device = device or torch.device("cpu")
     folds_file = run_dir / "folds.json"
     if which == "auto":
-        which = "folds" if folds_file.exists() else "csr"
+        which = _auto(run_dir, folds_file)
     if which == "folds":
         return _folds(run_dir, folds_file, device, tta)
     path = run_dir / (DML_STUDENT if which == "dml" else CHECKPOINT)

@@ -91,7 +91,7 @@ class ScheduleConfig:
     # Keep this many students at evenly spaced epochs in snapshots/ (0 = off; the last one is
     # the final student): the scan's "snapshots" teacher averages their probabilities
     # (early-learning: networks fit clean labels before they memorise noisy ones).
-    snapshots: int = 0
+    snapshots: int = 8
 
 
 @dataclass

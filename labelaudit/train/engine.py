@@ -314,8 +314,11 @@ class Trainer:
                              "val": {k: v for k, v in record.items() if k.startswith("val/")}},
                             self.run_dir / DML_STUDENT)
         if is_snapshot_epoch(self.cfg.schedule, epoch):
-            save_checkpoint({"student": _unwrap(self.student).state_dict(), "epoch": epoch + 1,
-                             "classes": list(self.classes.names), "config": self.cfg.to_dict()},
+            from model import inference_state_dict
+
+            save_checkpoint({"student": inference_state_dict(_unwrap(self.student).state_dict()),
+                             "epoch": epoch + 1, "classes": list(self.classes.names),
+                             "config": self.cfg.to_dict()},
                             self.run_dir / SNAPSHOTS / f"epoch-{epoch + 1:04d}.pt")
         self.history.append(record)
         save_checkpoint(self._state(epoch + 1), self.run_dir / CHECKPOINT)
