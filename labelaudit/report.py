@@ -34,13 +34,10 @@ class Report:
 
 
 def palette(n: int) -> np.ndarray:
-    """(n, 3) uint8 RGB colours, one per class, background black."""
-    import matplotlib
+    """(n, 3) uint8 RGB colours, one per class (`data.classes.class_colours`: those of the App)."""
+    from labelaudit.data.classes import class_colours
 
-    cmap = matplotlib.colormaps["tab20"]
-    cols = (np.array([cmap(i % 20)[:3] for i in range(n)]) * 255).astype(np.uint8)
-    cols[0] = 0
-    return cols
+    return np.array([[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in class_colours(n)], np.uint8)
 
 
 def _colour(label: np.ndarray, pal: np.ndarray) -> np.ndarray:

@@ -292,3 +292,14 @@ def test_decisions_made_elsewhere_show_as_tags(scanned, review_ds):
     assert images[image_id] == ["relabel"]
     assert {k: t for k, t in images.items() if t} == {k: [d.verdict] for k, d in dec.images.items()}
     assert sync_decisions(store, ds) == 0  # shown, not recorded a second time
+
+
+def test_the_app_and_the_report_share_the_class_colours(review_ds):
+    from labelaudit.report import palette
+
+    scheme = review_ds.app_config.color_scheme
+    app_colours = {c["intTarget"]: c["color"] for c in scheme.default_mask_targets_colors}
+    report = ["#%02x%02x%02x" % tuple(int(v) for v in rgb) for rgb in palette(len(app_colours))]
+    assert [app_colours[i] for i in range(len(app_colours))] == report
+    assert len(set(report)) == len(report) == 11  # LaPa's 11 classes, all distinct
+    assert review_ds.app_config.active_fields.paths == ["ground_truth", "findings"]

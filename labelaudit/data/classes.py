@@ -83,3 +83,15 @@ def infer_flip_pairs(names: tuple[str, ...] | list[str]) -> tuple[tuple[int, int
                 if j is not None:
                     pairs.append((i, j))
     return tuple(pairs)
+
+
+# Class colours, the same in the report, the review App and the notebook: matplotlib's tab20
+# (written out: no plotting library needed), class k -> entry k mod 20, background black.
+TAB20 = ("#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#ff9896",
+         "#9467bd", "#c5b0d5", "#8c564b", "#c49c94", "#e377c2", "#f7b6d2", "#7f7f7f", "#c7c7c7",
+         "#bcbd22", "#dbdb8d", "#17becf", "#9edae5")
+
+
+def class_colours(n: int) -> list[str]:
+    """The hex colour of each of n classes (class 0, the background, black)."""
+    return ["#000000"] + [TAB20[k % 20] for k in range(1, n)]

@@ -143,9 +143,14 @@ def _configure(ds, names: list[str], pairs) -> None:
     import fiftyone as fo
     from fiftyone import ViewField as F
 
+    from labelaudit.data.classes import class_colours
+
     ds.default_mask_targets = {i: n for i, n in enumerate(names)}
-    ds.app_config.active_fields = fo.ActiveFields(paths=LABEL_FIELDS[:3])
-    ds.app_config.color_scheme = fo.ColorScheme(color_by="value")
+    # the given labels and the findings shown; the teacher and the suspicion one toggle away
+    ds.app_config.active_fields = fo.ActiveFields(paths=["ground_truth", "findings"])
+    ds.app_config.color_scheme = fo.ColorScheme(
+        color_by="value", default_mask_targets_colors=[
+            {"intTarget": i, "color": c} for i, c in enumerate(class_colours(len(names)))])
     ds.save()
     views = {"worst-first": ds.sort_by("label_quality")}
     for p in pairs[:20]:
