@@ -5,6 +5,7 @@ import logging
 from pathlib import Path
 
 from labelaudit.data import SPLITS
+from labelaudit.review.sync import VERDICT_TAGS, check_store
 from labelaudit.scan.layout import ScanMaps
 from labelaudit.scan.summary import resolve_scan_run
 from labelaudit.store import Run, Store, repo
@@ -18,18 +19,6 @@ def dataset_name(run_id: int, store_id: str) -> str:
     """The review dataset of scan `run_id` of the store with `store_id`: run ids start at 1 in
     every store, so the name carries the store's id too."""
     return f"labelaudit-{store_id[:12]}-scan-{run_id}"
-
-
-def check_store(dataset, store: Store) -> None:
-    """Refuse a review dataset that another store's scan made (its tags would land in the
-    wrong store)."""
-    from labelaudit.store import StoreError
-
-    owner = dataset.info.get("store_id")
-    if owner is not None and owner != store.store_id:
-        raise StoreError(f"review dataset {dataset.name!r} belongs to the store at "
-                         f"{dataset.info.get('store', '?')}, not to {store.location}; review with "
-                         "that --db, or give this review another --name")
 
 
 def _given_label_png(source, rec, out: Path) -> Path:
@@ -124,8 +113,6 @@ def _sample_fields(source, rec, image_id: int, frame, findings, names, maps: Sca
 def _update_sample(sample, fields: dict, decided: str | None = None) -> None:
     """New field values; the tags on the sample and on findings still found are kept, and a
     decision made elsewhere (`decide`, an earlier scan) is shown where the reviewer tagged nothing."""
-    from labelaudit.review.sync import VERDICT_TAGS
-
     tags = {d["finding_id"]: list(d.tags) for d in (sample["findings"].detections
                                                     if sample["findings"] else [])}
     for d in fields["findings"].detections:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from labelaudit.store import Run, Store, repo
+from labelaudit.store import Run, Store, StoreError, repo
 from labelaudit.store.models import VERDICTS
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,16 @@ def _verdicts(session, run_id: int, source: str | None = None
             {k: d.verdict for k, d in dec.images.items()})
 
 
+def check_store(dataset, store: Store) -> None:
+    """Refuse a review dataset that another store's scan made (its tags would land in the
+    wrong store)."""
+    owner = dataset.info.get("store_id")
+    if owner is not None and owner != store.store_id:
+        raise StoreError(f"review dataset {dataset.name!r} belongs to the store at "
+                         f"{dataset.info.get('store', '?')}, not to {store.location}; review with "
+                         "that --db, or give this review another --name")
+
+
 def sync_decisions(store: Store, dataset) -> int:
     """Record every verdict tag (on finding detections and on samples) not yet in force.
 
@@ -34,8 +44,6 @@ def sync_decisions(store: Store, dataset) -> int:
     none, and a stale tag does not overturn a later `labelaudit decide` on the same target.
     Returns how many decisions were recorded.
     """
-    from labelaudit.review.dataset import check_store
-
     check_store(dataset, store)
     run_ids = dataset.distinct("scan_run_id")
     if not run_ids:
