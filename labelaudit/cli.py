@@ -333,7 +333,7 @@ class MapDtype(str, Enum):
 def predict(
     out: Annotated[Path, typer.Option(help="Folder to write classes.json and one <image path>.npz per image into.")],
     run: RunOpt = None,
-    teacher: Annotated[Teacher, typer.Option(help="Which network of the run (not folds).")] = Teacher.csr,
+    teacher: Annotated[Teacher, typer.Option(help="Which teacher of the run, as scan picks it (folds: predict each fold run with --teacher csr).")] = Teacher.auto,
     checkpoint: Annotated[Optional[Path], typer.Option(help="A checkpoint file instead of a run (needs --dataset and --root).")] = None,
     dataset: DatasetOpt = None,
     root: Annotated[Optional[Path], typer.Option(help="Dataset root (default: the run's).")] = None,
