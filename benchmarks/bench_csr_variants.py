@@ -9,7 +9,7 @@
   code: the soft target in the hard target's place).
 
 For each of the four combinations: ``labelaudit train`` (same synthetic set, same seed), then
-``labelaudit bench --teachers csr`` against the generator's known noise. Every step is skipped when
+``labelaudit bench --teachers csr --scorers calibrated`` against the generator's known noise. Every step is skipped when
 its output exists, so an interrupted benchmark continues. Writes ``<work>/csr_variants.md`` and
 ``<work>/csr_variants.json`` and prints the table.
 """
@@ -17,20 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import benched, labelaudit, table, trained, type_recalls
+
 VARIANTS = [(avg, loss) for loss in ("add", "replace") for avg in ("cycle_end", "epochs")]
-
-
-def sh(*args: str) -> float:
-    print("+", " ".join(args), flush=True)
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "labelaudit", *args], check=True, cwd=ROOT)
-    return time.perf_counter() - t0
 
 
 def run_variant(work: Path, data: Path, preset: str, avg: str, loss: str) -> dict:
@@ -38,14 +29,9 @@ def run_variant(work: Path, data: Path, preset: str, avg: str, loss: str) -> dic
     run = work / name
     toml = work / f"{name}.toml"
     toml.write_text(f'[schedule]\nteacher_average = "{avg}"\ncsr_loss = "{loss}"\n')
-    if not (run / "report.json").exists():
-        sh("train", "--root", str(data), "--preset", preset, "--config", str(toml), "--run", str(run),
-           *(["--resume"] if (run / "checkpoint.pt").exists() else []))
-    bench = run / "bench"
-    if not (bench / "bench.json").exists():
-        sh("bench", "--run", str(run), "--teachers", "csr", "--out", str(bench))
+    trained(run, "--root", str(data), "--preset", preset, "--config", str(toml))
     report = json.loads((run / "report.json").read_text())
-    scores = json.loads((bench / "bench.json").read_text())["teachers"][0]["methods"]["ours"]
+    scores = benched(run, "csr")["methods"]["calibrated"]
     return {"variant": name, "teacher_average": avg, "csr_loss": loss,
             "student_f1": report["student_val"].get("mean_f1"), "teacher_f1": report["teacher_val"].get("mean_f1"),
             "train_s": report["seconds"], **{k: v for k, v in scores.items() if not isinstance(v, dict)},
@@ -53,17 +39,14 @@ def run_variant(work: Path, data: Path, preset: str, avg: str, loss: str) -> dic
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| teacher average | CSR loss | student val F1 | teacher val F1 | image AP | region P | region R | "
-             "flip+drop R @ P>=0.8 | region R flip / drop / boundary / blob | pixel F1 | train s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        types = " / ".join(f"{r['by_type'].get(k, float('nan')):.2f}" for k in ("flip", "drop", "boundary", "blob"))
-        lines.append(
-            f"| {r['teacher_average']} | {r['csr_loss']} | {r['student_f1']:.2f} | {r['teacher_f1']:.2f} | "
-            f"{r['image_ap']:.3f} | {r['region_precision']:.3f} | {r['region_recall']:.3f} | "
-            f"{r['part_recall_at_p80']:.3f} | {types} | "
-            f"{r['pixel_f1']:.3f} | {r['train_s']:.0f} |")
-    return "\n".join(lines)
+    return table(
+        ["teacher average", "CSR loss", "student val F1", "teacher val F1", "image AP", "region P",
+         "region R", "flip+drop R @ P>=0.8", "region R flip / drop / boundary / blob", "pixel F1",
+         "train s"],
+        [[r["teacher_average"], r["csr_loss"], f"{r['student_f1']:.2f}", f"{r['teacher_f1']:.2f}",
+          f"{r['image_ap']:.3f}", f"{r['region_precision']:.3f}", f"{r['region_recall']:.3f}",
+          f"{r['part_recall_at_p80']:.3f}", type_recalls(r["by_type"]), f"{r['pixel_f1']:.3f}",
+          f"{r['train_s']:.0f}"] for r in rows])
 
 
 def main() -> None:
@@ -76,7 +59,7 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     data = args.work / "synth"
     if not (data / "train").exists():
-        sh("synth", "--out", str(data), "--n", str(args.n), "--seed", str(args.seed))
+        labelaudit("synth", "--out", str(data), "--n", str(args.n), "--seed", str(args.seed))
     rows = [run_variant(args.work, data, args.preset, avg, loss) for avg, loss in VARIANTS]
     table = markdown(rows)
     (args.work / "csr_variants.md").write_text(table + "\n")

@@ -18,29 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from common import labelaudit, trained
+
 from labelaudit.bench.labels import clean_label_tree, label_noise
 
-ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "labelaudit"]
-
-
-def sh(*args: str) -> None:
-    print("+", " ".join(args), flush=True)
-    subprocess.run(args, check=True, cwd=ROOT)
-
-
 def train(data: Path, run: Path, preset: str, seed: int, labels: Path | None = None) -> None:
-    if (run / "report.json").exists():
-        return
-    extra = ["--labels", str(labels)] if labels else []
-    resume = ["--resume"] if (run / "checkpoint.pt").exists() else []
-    sh(*CLI, "train", "--root", str(data), "--preset", preset, "--run", str(run), "--seed", str(seed),
-       *extra, *resume)
+    trained(run, "--root", str(data), "--preset", preset, "--seed", str(seed),
+            *(["--labels", str(labels)] if labels else []))
 
 
 def test_f1(run: Path) -> float:
@@ -61,9 +48,9 @@ def fixed_labels(run: Path, out: Path, precision: float) -> dict:
     """Scan the floor run (calibrated, --precision), export every listed finding."""
     db = f"sqlite:///{run / 'loop.db'}"
     if not (out / "manifest.json").exists():
-        sh(*CLI, "scan", "--run", str(run), "--db", db, "--precision", str(precision), "--top", "0")
-        sh(*CLI, "export", "--run", str(run), "--db", db, "--out", str(out), "--policy", "threshold:0",
-           "--overwrite")
+        labelaudit("scan", "--run", str(run), "--db", db, "--precision", str(precision), "--top", "0")
+        labelaudit("export", "--run", str(run), "--db", db, "--out", str(out), "--policy", "threshold:0",
+                   "--overwrite")
     manifest = json.loads((out / "manifest.json").read_text())
     return {k: manifest.get(k) for k in ("n_images_changed", "n_findings_applied", "n_pixels_changed")}
 
@@ -79,7 +66,7 @@ def main() -> None:
     work = a.work.resolve()
     data = work / "synth"
     if not (data / "synthetic.json").exists():
-        sh(*CLI, "synth", "--out", str(data), "--n", "400", "--size", "128", "--seed", "1")
+        labelaudit("synth", "--out", str(data), "--n", "400", "--size", "128", "--seed", "1")
     clean = clean_label_tree(data, work / "loop" / "clean-labels")  # idempotent, 400 small files
     rows = []
     for i, seed in enumerate(int(s) for s in a.seeds.split(",")):

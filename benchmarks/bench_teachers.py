@@ -31,7 +31,7 @@ import json
 import time
 from pathlib import Path
 
-from common import labelaudit, trained
+from common import benched, labelaudit, table, trained, type_recalls
 
 SEED = 21
 STRATEGIES = ("early", "converged", "snapshots", "plain", "folds2", "replace", "folds4")
@@ -91,19 +91,11 @@ def train_seconds(run: Path) -> tuple[float, float, float]:
     return seconds, f1[max(0, 3 * len(f1) // 4 - 1)], f1[-1]
 
 
-def audit(run: Path, teacher: str) -> dict:
-    out = run / f"bench-{teacher}"
-    if not (out / "bench.json").exists():
-        labelaudit("bench", "--run", str(run), "--teachers", teacher, "--scorers", "calibrated",
-                   "--out", str(out))
-    return json.loads((out / "bench.json").read_text())["teachers"][0]
-
-
 def row(work: Path, n: int, strategy: str, passes: int) -> dict:
     training, teacher, method = AUDIT[strategy]
     run = train_strategy(work, n, training, passes)
     t0 = time.perf_counter()
-    bench = audit(run, teacher)
+    bench = benched(run, teacher)
     seconds, f1_mid, f1_end = train_seconds(run)
     m = bench["methods"][method]
     return {"n": n, "strategy": strategy, "teacher": teacher, "method": method,
@@ -114,16 +106,13 @@ def row(work: Path, n: int, strategy: str, passes: int) -> dict:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| N | strategy | epochs | DML val F1 at 3/4 / end | image AP | region P | region R | "
-             "flip+drop R @ P>=0.8 | region R flip / drop / boundary / blob | pixel F1 | train s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        types = " / ".join(f"{r['by_type'].get(k, float('nan')):.2f}" for k in ("flip", "drop", "boundary", "blob"))
-        lines.append(
-            f"| {r['n']} | {r['strategy']} | {r['epochs']} | {r['val_f1_dml_3/4']:.1f} / {r['val_f1_dml_end']:.1f} | "
-            f"{r['image_ap']:.3f} | {r['region_precision']:.3f} | {r['region_recall']:.3f} | "
-            f"{r['part_recall_at_p80']:.3f} | {types} | {r['pixel_f1']:.3f} | {r['train_s']:.0f} |")
-    return "\n".join(lines)
+    return table(
+        ["N", "strategy", "epochs", "DML val F1 at 3/4 / end", "image AP", "region P", "region R",
+         "flip+drop R @ P>=0.8", "region R flip / drop / boundary / blob", "pixel F1", "train s"],
+        [[str(r["n"]), r["strategy"], str(r["epochs"]),
+          f"{r['val_f1_dml_3/4']:.1f} / {r['val_f1_dml_end']:.1f}", f"{r['image_ap']:.3f}",
+          f"{r['region_precision']:.3f}", f"{r['region_recall']:.3f}", f"{r['part_recall_at_p80']:.3f}",
+          type_recalls(r["by_type"]), f"{r['pixel_f1']:.3f}", f"{r['train_s']:.0f}"] for r in rows])
 
 
 def main() -> None:

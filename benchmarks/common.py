@@ -41,3 +41,24 @@ def child_json(code: str, *argv: str) -> dict:
     res = json.loads(out)
     res["wall_s"] = time.perf_counter() - t0
     return res
+
+
+def benched(run: Path, teacher: str, scorers: str = "calibrated") -> dict:
+    """`labelaudit bench` of one teacher of `run` (cached in RUN/bench-<teacher>): its entry of
+    bench.json (methods -> scores)."""
+    out = run / f"bench-{teacher}"
+    if not (out / "bench.json").exists():
+        labelaudit("bench", "--run", str(run), "--teachers", teacher, "--scorers", scorers,
+                   "--out", str(out))
+    return json.loads((out / "bench.json").read_text())["teachers"][0]
+
+
+def type_recalls(by_type: dict[str, float]) -> str:
+    """Region recall per noise type, "flip / drop / boundary / blob"."""
+    return " / ".join(f"{by_type.get(k, float('nan')):.2f}" for k in ("flip", "drop", "boundary", "blob"))
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])

@@ -26,23 +26,25 @@ class Dist:
         return self.world_size > 1
 
 
+def local_device() -> torch.device:
+    """This process's device: the GPU of its LOCAL_RANK (0 alone) when there are GPUs, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
 def setup_distributed() -> Dist:
     """Join the process group when launched by torchrun; otherwise a single process."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = local_device()
     if world > 1:
         rank = int(os.environ["RANK"])
         local = int(os.environ.get("LOCAL_RANK", "0"))
-        if torch.cuda.is_available():
+        if device.type == "cuda":
             torch.cuda.set_device(local)
-            device = torch.device("cuda", local)
-            backend = "nccl"
-        else:
-            device = torch.device("cpu")
-            backend = "gloo"
         if not dist.is_initialized():
-            dist.init_process_group(backend=backend)
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
         return Dist(rank, world, local, device)
-    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
     return Dist(0, 1, 0, device)
 
 

@@ -7,11 +7,15 @@
   always complete; elsewhere (or on a file system without it) the old folder is first renamed
   aside, so there is a moment in which the destination does not exist, but it is never half
   written. Either way the old folder is deleted afterwards, and a failure leaves it untouched.
+
+Also the one file hash (:func:`sha256_file`, streamed) that manifests, the store and the scan's
+teacher record use.
 """
 from __future__ import annotations
 
 import ctypes
 import functools
+import hashlib
 import logging
 import os
 import shutil
@@ -123,3 +127,12 @@ def _exchange(a: Path, b: Path) -> bool:
         log.debug("renameat2(RENAME_EXCHANGE) failed (errno %d); renaming in two steps", ctypes.get_errno())
         return False
     return True
+
+
+def sha256_file(path: str | Path) -> str:
+    """The hex sha256 of a file, read in 1 MiB chunks (checkpoints can be large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

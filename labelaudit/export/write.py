@@ -17,7 +17,6 @@ source tree is never touched.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import shutil
@@ -31,7 +30,7 @@ from sqlalchemy import select
 from labelaudit.data import SPLITS, write_label
 from labelaudit.export.apply import apply_findings
 from labelaudit.export.policy import parse_policy, select_findings
-from labelaudit.files import atomic_folder
+from labelaudit.files import atomic_folder, sha256_file
 from labelaudit.scan.layout import ScanMaps
 from labelaudit.store import Image, ImageScore, Run, Store, repo
 
@@ -66,10 +65,6 @@ class _Tally:
 def _inside(path: Path, root: Path) -> bool:
     path, root = path.resolve(), root.resolve()
     return path == root or root in path.parents
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _findings_to_apply(store: Store, run_id: int, policy) -> dict[int, list]:
@@ -123,7 +118,7 @@ def export_labels(store: Store, out: str | Path, *, run_id: int | None = None,
         repo.record_export(s, s.get(Run, run_id), out_dir=out.resolve(), policy=policy,
                            n_images_changed=tally.n_images_changed,
                            n_pixels_changed=tally.n_pixels_changed,
-                           manifest_sha256=_sha256(out / MANIFEST))
+                           manifest_sha256=sha256_file(out / MANIFEST))
     log.info("exported %d images (%d changed, %d px) to %s", tally.n_images,
              tally.n_images_changed, tally.n_pixels_changed, out)
     return ExportResult(out, run_id, policy, tally.n_images, tally.n_images_changed,
@@ -153,7 +148,7 @@ def _export_record(source, rec, image_id: int | None, fixes: list, maps: ScanMap
     if rec.label_parts:  # merged index PNG for `train --labels`
         rel = source.label_relpath(rec)
         write_label(tmp / rel, label)
-        tally.written[str(rel)] = _sha256(tmp / rel)
+        tally.written[str(rel)] = sha256_file(tmp / rel)
 
 
 def _write_manifest(tmp: Path, tally: _Tally, source, run_id: int, policy: str, applied: dict) -> None:
@@ -168,7 +163,7 @@ def _write_manifest(tmp: Path, tally: _Tally, source, run_id: int, policy: str, 
         "n_pixels_changed": tally.n_pixels_changed,
         "findings_applied": sorted(f.id for fs in applied.values() for f in fs),
         "files": dict(sorted(tally.written.items())),
-        "changes_csv_sha256": _sha256(tmp / "changes.csv"),
+        "changes_csv_sha256": sha256_file(tmp / "changes.csv"),
     }
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
 
@@ -183,7 +178,7 @@ def _copy_native(source, rec, tmp: Path, written: dict[str, str]) -> None:
         dst = tmp / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(p, dst)
-        written[str(rel)] = _sha256(dst)
+        written[str(rel)] = sha256_file(dst)
 
 
 def _write_native(source, rec, label: np.ndarray, tmp: Path, written: dict[str, str]) -> None:
@@ -191,7 +186,7 @@ def _write_native(source, rec, label: np.ndarray, tmp: Path, written: dict[str, 
     if not rec.label_parts:
         rel = rec.label_path.relative_to(source.root)
         write_label(tmp / rel, label)
-        written[str(rel)] = _sha256(tmp / rel)
+        written[str(rel)] = sha256_file(tmp / rel)
         return
     if source.kind == "helen":
         parts = list(enumerate(rec.label_parts))  # one map per class id
@@ -206,4 +201,4 @@ def _write_native(source, rec, label: np.ndarray, tmp: Path, written: dict[str, 
         dst.parent.mkdir(parents=True, exist_ok=True)
         if not cv2.imwrite(str(dst), mask):
             raise OSError(f"{dst}: could not write the part mask")
-        written[str(rel)] = _sha256(dst)
+        written[str(rel)] = sha256_file(dst)

@@ -25,6 +25,19 @@ class ScanDataset(FaceParsingDataset):
 
     missing: Callable[[str], str | None] | None = None
 
+    @classmethod
+    def for_teachers(cls, source, split: str, teachers: TeacherSet, limit: int | None = None,
+                     labels_dir=None) -> ScanDataset:
+        """The split prepared as the teachers need it (input size, channel order), its images
+        the teachers have nothing for reported as bad, the first `limit` images only."""
+        ds = cls(source, split, size=teachers.size, augment=False,
+                 channel_order=teachers.channel_order, on_bad="raise", labels_dir=labels_dir)
+        if teachers.may_miss:
+            ds.missing = teachers.missing
+        if limit is not None:
+            ds.records = ds.records[:limit]
+        return ds
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         rec = self.records[index]
         key = str(self.source.image_relpath(rec))

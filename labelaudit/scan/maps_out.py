@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch.utils.data import DataLoader, Subset
 
+from labelaudit.distributed import local_device
 from labelaudit.scan.forward import ScanDataset, device_named, scan_collate
 from labelaudit.teachers.probs import map_path, write_classes, write_map
 
@@ -56,19 +56,15 @@ def write_probability_maps(opts, out: str | Path, shard: tuple[int, int] = (0, 1
 
     t0 = time.perf_counter()
     out = Path(out)
-    device = device_named(opts.device)
-    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
-        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))  # torchrun: one GPU a rank
+    # torchrun: one GPU a rank; no process group is needed, the shards are fixed
+    device = local_device() if opts.device == "auto" else device_named(opts.device)
     teachers = opts.teachers(device)
     if len(teachers.teachers) > 1:
         raise ValueError("predict writes one teacher's maps; K-fold teachers: use --teacher csr "
                          "per fold run, or scan them directly")
     teacher = teachers.teachers[0]
     source = opts.source(teachers)
-    dataset = ScanDataset(source, opts.split, size=teachers.size, augment=False,
-                          channel_order=teachers.channel_order, on_bad="raise")
-    if opts.limit is not None:
-        dataset.records = dataset.records[:opts.limit]
+    dataset = ScanDataset.for_teachers(source, opts.split, teachers, opts.limit)
     i, n = shard
     mine = list(range(i, len(dataset.records), n))
     todo = [k for k in mine if not map_path(out, source.image_relpath(dataset.records[k])).is_file()]

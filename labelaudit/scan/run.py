@@ -7,7 +7,6 @@ skipped, so nothing is written twice.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -20,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from labelaudit.data.classes import IGNORE_INDEX
+from labelaudit.files import sha256_file
 from labelaudit.scan.forward import (  # noqa: F401  (ScanDataset, scan_collate: public here too)
     Predict, ScanDataset, device_named, forward, scan_collate, teacher_predictor,
 )
@@ -130,7 +130,7 @@ class ScanResult:
 
 def _sha256(path: Path) -> str | None:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return sha256_file(path)
     except OSError:
         return None
 
@@ -298,13 +298,7 @@ def _plan(opts: ScanOptions, store: Store, db_url: str, dist: Dist, predict: Pre
     """
     teachers = opts.teachers(dist.device)
     source = opts.source(teachers)
-    dataset = ScanDataset(source, opts.split, size=teachers.size, augment=False,
-                          channel_order=teachers.channel_order, on_bad="raise",
-                          labels_dir=opts.labels_dir)
-    if teachers.may_miss:
-        dataset.missing = teachers.missing
-    if opts.limit is not None:
-        dataset.records = dataset.records[:opts.limit]
+    dataset = ScanDataset.for_teachers(source, opts.split, teachers, opts.limit, opts.labels_dir)
     predict = predict or teacher_predictor(teachers, source.classes)
     t0 = time.perf_counter()
     shared = None

@@ -8,23 +8,9 @@
 from labelaudit.teachers.base import EnsembleTeacher, Teacher, TeacherSet, ensemble
 from labelaudit.teachers.network import NetworkTeacher, checkpoint_teacher
 from labelaudit.teachers.probs import ProbsError, ProbsTeacher, write_classes, write_map
-from labelaudit.teachers.runs import TEACHERS, load_teachers
+from labelaudit.teachers.runs import TEACHERS, load_teachers, open_teachers
 
 __all__ = ["TEACHERS", "EnsembleTeacher", "NetworkTeacher", "ProbsError", "ProbsTeacher", "Teacher",
-           "TeacherSet", "checkpoint_teacher", "ensemble", "load_teachers", "write_classes",
-           "write_map"]
+           "TeacherSet", "checkpoint_teacher", "ensemble", "load_teachers", "open_teachers",
+           "write_classes", "write_map"]
 
-
-def open_teachers(run_dir, which: str = "auto", *, checkpoints=(), probs=(), device=None,
-                  tta: bool = False) -> TeacherSet:
-    """The teachers a scan is told about: the checkpoint files and probability folders given
-    (their mean when several), else teacher `which` of the training run in `run_dir`."""
-    if not checkpoints and not probs:
-        return load_teachers(run_dir, which, device, tta)
-    members = [checkpoint_teacher(c, device, tta) for c in checkpoints]
-    members += [ProbsTeacher(p) for p in probs]
-    one = ensemble(members)
-    return TeacherSet(one.name, [one])
-
-
-__all__ += ["open_teachers"]

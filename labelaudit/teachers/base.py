@@ -8,7 +8,6 @@ teacher for every image, or K-fold teachers with the fold of each training image
 """
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from labelaudit.data.classes import ClassSet
+from labelaudit.files import sha256_file
 
 
 class Teacher(ABC):
@@ -94,11 +94,7 @@ class EnsembleTeacher(Teacher):
         return getattr(self, "_votes", None)
 
     def missing(self, key: str) -> str | None:
-        for m in self.members:
-            problem = m.missing(key)
-            if problem:
-                return problem
-        return None
+        return next((p for m in self.members if (p := m.missing(key))), None)
 
     def files(self) -> list[Path]:
         return [f for m in self.members for f in m.files()]
@@ -151,19 +147,9 @@ class TeacherSet:
     def missing(self, key: str) -> str | None:
         return next((p for t in self.teachers if (p := t.missing(key))), None)
 
-    def describe(self, with_sha256: bool = True) -> dict[str, Any]:
+    def describe(self) -> dict[str, Any]:
         """JSON-able description kept in the scan run's config: kind, files, their sha256."""
         files = [Path(f) for t in self.teachers for f in t.files()]
-        out: dict[str, Any] = {"teacher": self.name, "checkpoints": [str(f) for f in files],
-                               "teachers": [t.describe() for t in self.teachers]}
-        if with_sha256:
-            out["sha256"] = {str(f): sha256_of(f) for f in files if f.is_file()}
-        return out
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return {"teacher": self.name, "checkpoints": [str(f) for f in files],
+                "teachers": [t.describe() for t in self.teachers],
+                "sha256": {str(f): sha256_file(f) for f in files if f.is_file()}}

@@ -61,6 +61,25 @@ def inference_network(state: dict[str, torch.Tensor], model_cfg: dict[str, Any],
     return net
 
 
+def labelaudit_teacher(state: dict[str, Any], path: Path, name: str, use: str = "csr",
+                       device: torch.device | None = None, tta: bool = False) -> NetworkTeacher:
+    """The network of a loaded labelaudit checkpoint (`checkpoint.pt`, `dml_student.pt`,
+    `best.pt`, a snapshot), shaped and preprocessed by its own config. `use` = "csr": its CSR
+    teacher (with the val calibration it saved) when it has one, else its student / model."""
+    weights = state["model"] if "model" in state else state["student"]
+    calibration = None
+    if use == "csr":
+        if state.get("teacher") is not None:
+            weights = state["teacher"]
+        elif "student" in state and "epoch" in state:
+            log.warning("%s: no CSR cycle has ended yet; scanning with the student", path)
+        calibration = state.get("calibration")
+    cfg = state["config"]
+    net = inference_network(weights, cfg["model"], len(state["classes"]))
+    return NetworkTeacher(net, size=int(cfg["data"]["size"]), channel_order=cfg["data"]["channel_order"],
+                          path=path, name=name, device=device, tta=tta, calibration=calibration)
+
+
 def checkpoint_teacher(path: str | Path, device: torch.device | None = None, tta: bool = False,
                        use: str = "csr") -> NetworkTeacher:
     """The teacher in any checkpoint file (see the module docstring). `use` picks the CSR teacher
@@ -68,14 +87,7 @@ def checkpoint_teacher(path: str | Path, device: torch.device | None = None, tta
     path = Path(path)
     state = load_checkpoint(path)
     if "config" in state and ("student" in state or "model" in state):
-        weights = state.get("model") if "model" in state else state["student"]
-        if use == "csr" and state.get("teacher") is not None:
-            weights = state["teacher"]
-        cfg = state["config"]
-        net = inference_network(weights, cfg["model"], len(state["classes"]))
-        return NetworkTeacher(net, size=int(cfg["data"]["size"]), channel_order=cfg["data"]["channel_order"],
-                              path=path, name="checkpoint", device=device, tta=tta,
-                              calibration=state.get("calibration"))
+        return labelaudit_teacher(state, path, "checkpoint", use, device, tta)
     from model import load_reference_checkpoint
 
     try:
@@ -87,8 +99,3 @@ def checkpoint_teacher(path: str | Path, device: torch.device | None = None, tta
              path, net.decoder.classifier.out_channels, REFERENCE_SIZE, REFERENCE_ORDER)
     return NetworkTeacher(net, size=REFERENCE_SIZE, channel_order=REFERENCE_ORDER, path=path,
                           name="reference", device=device, tta=tta)
-
-
-def class_count(teacher: NetworkTeacher) -> int:
-    """The number of classes the network predicts (its classifier's output channels)."""
-    return int(teacher.model.decoder.classifier.out_channels)

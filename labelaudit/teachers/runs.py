@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import json
 import logging
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from labelaudit.teachers.base import EnsembleTeacher, TeacherSet
-from labelaudit.teachers.network import NetworkTeacher, inference_network
+from labelaudit.teachers.base import EnsembleTeacher, TeacherSet, ensemble
+from labelaudit.teachers.network import NetworkTeacher, checkpoint_teacher, labelaudit_teacher
+from labelaudit.teachers.probs import ProbsTeacher
 from labelaudit.train.checkpoint import CheckpointError, load_checkpoint
 from labelaudit.train.config import TrainConfig, config_from_dict
 from labelaudit.train.engine import CHECKPOINT, DML_STUDENT, SNAPSHOTS
@@ -37,8 +39,9 @@ def _auto(run_dir: Path, folds_file: Path) -> str:
     """folds when trained, else snapshots for a run kept them on >= SNAPSHOTS_FROM images, else csr."""
     if folds_file.exists():
         return "folds"
-    if any((run_dir / SNAPSHOTS).glob("epoch-*.pt")):
-        cfg = config_from_dict(load_checkpoint(run_dir / CHECKPOINT, ("config",))["config"])
+    config_file = run_dir / "config.toml"  # written when the training starts: no checkpoint read
+    if any((run_dir / SNAPSHOTS).glob("epoch-*.pt")) and config_file.exists():
+        cfg = config_from_dict(tomllib.loads(config_file.read_text()))
         n = len(cfg.data.open_source().records("train"))
         if n >= SNAPSHOTS_FROM:
             return "snapshots"
@@ -50,27 +53,19 @@ def _load_one(path: Path, which: str, device: torch.device, tta: bool
               ) -> tuple[NetworkTeacher, TrainConfig]:
     """The network `which` of one training checkpoint, and that run's config."""
     state = load_checkpoint(path, ("student", "config", "classes"))
-    weights, calib = state["student"], None
-    if which == "csr":
-        if state.get("teacher") is None:
-            log.warning("%s: no CSR cycle has ended yet; scanning with the student", path)
-        else:
-            weights = state["teacher"]
-        calib = state.get("calibration")
-    d = state["config"]["data"]
-    net = inference_network(weights, state["config"]["model"], len(state["classes"]))
-    return (NetworkTeacher(net, size=int(d["size"]), channel_order=d["channel_order"], path=path,
-                           name=which, device=device, tta=tta, calibration=calib),
-            config_from_dict(state["config"]))
+    teacher = labelaudit_teacher(state, path, which, "csr" if which == "csr" else "final", device, tta)
+    return teacher, config_from_dict(state["config"])
 
 
-def _snapshots(run_dir: Path, device: torch.device, tta: bool) -> EnsembleTeacher:
+def _snapshots(run_dir: Path, device: torch.device, tta: bool) -> tuple[EnsembleTeacher, TrainConfig]:
+    """The mean of the students kept along the run, and the run's config (from a snapshot)."""
     files = sorted((run_dir / SNAPSHOTS).glob("epoch-*.pt"))
     if not files:
         raise CheckpointError(f"{run_dir / SNAPSHOTS}: no snapshots; train with "
                               "schedule.snapshots > 0 for the snapshots teacher")
     log.info("snapshots teacher: %d students (%s ... %s)", len(files), files[0].name, files[-1].name)
-    return EnsembleTeacher([_load_one(f, "final", device, tta)[0] for f in files], "snapshots")
+    loaded = [_load_one(f, "final", device, tta) for f in files]
+    return EnsembleTeacher([t for t, _ in loaded], "snapshots"), loaded[-1][1]
 
 
 def load_teachers(run_dir: str | Path, which: str = "auto", device: torch.device | None = None,
@@ -90,12 +85,13 @@ def load_teachers(run_dir: str | Path, which: str = "auto", device: torch.device
         which = _auto(run_dir, folds_file)
     if which == "folds":
         return _folds(run_dir, folds_file, device, tta)
+    if which == "snapshots":
+        teacher, cfg = _snapshots(run_dir, device, tta)
+        return TeacherSet(which, [teacher], data=cfg.data, seed=cfg.seed)
     path = run_dir / (DML_STUDENT if which == "dml" else CHECKPOINT)
     if not path.exists() and folds_file.exists():
         raise CheckpointError(f"{path}: not found; this run trained folds only (use --teacher folds)")
-    teacher, cfg = _load_one(path, "final" if which == "snapshots" else which, device, tta)
-    if which == "snapshots":
-        teacher = _snapshots(run_dir, device, tta)
+    teacher, cfg = _load_one(path, which, device, tta)
     return TeacherSet(which, [teacher], data=cfg.data, seed=cfg.seed)
 
 
@@ -114,3 +110,15 @@ def _folds(run_dir: Path, folds_file: Path, device: torch.device, tta: bool) -> 
                               f"{len(records)} training images now; retrain the folds")
     ids = meta.get("ids") or [r.id for r in records]
     return TeacherSet("folds", teachers, {i: int(f) for i, f in zip(ids, folds)}, cfg.data, cfg.seed)
+
+
+def open_teachers(run_dir, which: str = "auto", *, checkpoints=(), probs=(), device=None,
+                  tta: bool = False) -> TeacherSet:
+    """The teachers a scan is told about: the checkpoint files and probability folders given
+    (their mean when several), else teacher `which` of the training run in `run_dir`."""
+    if not checkpoints and not probs:
+        return load_teachers(run_dir, which, device, tta)
+    members = [checkpoint_teacher(c, device, tta) for c in checkpoints]
+    members += [ProbsTeacher(p) for p in probs]
+    one = ensemble(members)
+    return TeacherSet(one.name, [one])
