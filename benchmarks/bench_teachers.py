@@ -2,7 +2,8 @@
 """Which teacher stays a good auditor as the data grows and training runs to convergence?
 
     python benchmarks/bench_teachers.py --work /tmp/teachers [--sizes 400,1600,3200]
-        [--strategies early,converged,snapshots,plain,folds2,replace,folds4] [--passes 20000]
+        [--strategies early,snapshots-early,converged,snapshots,plain,folds2,replace,folds4]
+        [--passes 20000]
 
 For each N (training images; synthetic faces at 64 px, 15 % of them with a wrong label of every
 noise type, seed 21, val and test an eighth of N each) the same data is audited by:
@@ -14,6 +15,8 @@ noise type, seed 21, val and test an eighth of N each) the same data is audited 
              benchmarks/converged.toml rescaled;
   snapshots  the same converged run's students kept along the way (every eighth of the run,
              `schedule.snapshots = 8`), their probabilities averaged: no extra training;
+  snapshots-early  the early run's students the same way (every epoch when it has fewer than 8):
+             the default teacher from 1000 training images on, stopped early;
   folds2/4   K-fold cross-fitting, each fold trained with the converged schedule;
   replace    the converged schedule with the reference's CSR loss composition (the soft target in
              the hard target's place, `schedule.csr_loss = "replace"`);
@@ -34,7 +37,8 @@ from pathlib import Path
 from common import benched, labelaudit, table, trained, type_recalls
 
 SEED = 21
-STRATEGIES = ("early", "converged", "snapshots", "plain", "folds2", "replace", "folds4")
+STRATEGIES = ("early", "snapshots-early", "converged", "snapshots", "plain", "folds2", "replace",
+              "folds4")
 TOML = {  # the settings each training adds to the demo preset at 64 px
     "early": "",
     "converged": 'csr_start = {csr}\ncycles = 5\ncycle_epochs = {cycle}\nbn_batches = 1000\n'
@@ -44,7 +48,8 @@ TOML = {  # the settings each training adds to the demo preset at 64 px
     "plain": 'cycles = 0\nedge_loss = false\n',
 }
 # strategy -> (training it reads, teacher, method of bench.json it reports)
-AUDIT = {"early": ("early", "csr", "calibrated"), "converged": ("converged", "csr", "calibrated"),
+AUDIT = {"early": ("early", "csr", "calibrated"),
+         "snapshots-early": ("early", "snapshots", "calibrated"), "converged": ("converged", "csr", "calibrated"),
          "snapshots": ("converged", "snapshots", "calibrated"), "replace": ("replace", "csr", "calibrated"),
          "folds2": ("folds2", "folds", "calibrated"), "folds4": ("folds4", "folds", "calibrated"),
          "plain": ("plain", "final", "cleanlab"), "plain+ours": ("plain", "final", "calibrated")}

@@ -9,7 +9,8 @@
   written. Either way the old folder is deleted afterwards, and a failure leaves it untouched.
 
 Also the one file hash (:func:`sha256_file`, streamed) that manifests, the store and the scan's
-teacher record use.
+teacher record use, and :func:`copy_hashed`, a copy that hashes what it copies (export's
+byte-for-byte copies of unchanged label files; they sit inside an atomic folder).
 """
 from __future__ import annotations
 
@@ -127,6 +128,19 @@ def _exchange(a: Path, b: Path) -> bool:
         log.debug("renameat2(RENAME_EXCHANGE) failed (errno %d); renaming in two steps", ctypes.get_errno())
         return False
     return True
+
+
+def copy_hashed(src: str | Path, dst: str | Path) -> str:
+    """Copy `src` to `dst` (bytes and times) and return the sha256 of the bytes: the source is
+    read once. (shutil.copy2 and then a hash of the copy read it twice and, through sendfile,
+    ran 10x slower on 10,000 small label files here.) `dst`'s folder must exist."""
+    h = hashlib.sha256()
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        for chunk in iter(lambda: fin.read(1 << 20), b""):
+            h.update(chunk)
+            fout.write(chunk)
+    shutil.copystat(src, dst)
+    return h.hexdigest()
 
 
 def sha256_file(path: str | Path) -> str:

@@ -82,6 +82,43 @@ def test_nothing_accepted_changes_nothing_and_rejections_block_threshold(scanned
     assert res.n_findings_applied == 0
 
 
+def test_image_accepts_and_thresholds_apply_exactly_the_findings_they_name(tmp_path):
+    """Two planted flips, scored 0.9 and 0.5: an accepted image applies its own findings and no
+    other's; a threshold applies the unrejected findings at or above it, and an accepted finding
+    below it; a finding's own verdict wins over its image's."""
+    root = make_dataset(tmp_path / "data", n=16)
+    stems = [r.id for r in open_source("synthetic", root).records("train")]
+    for stem in (stems[2], stems[5]):
+        plant_flip(root, stem, NOSE, HAIR)
+    res = run_scan(ScanOptions(run_dir=make_run(tmp_path / "run", root), db_url=str(tmp_path / "a.db"),
+                               progress=False, scorer="rules"), predict=oracle_predictor(root))
+    store = open_db(res.db_url)
+    with store.session() as s:
+        found = list(repo.iter_findings(s, s.get(repo.Run, res.run_id)))
+        a, b = sorted({f.image_id for f in found})
+        for f in found:  # scores the export reads back from the store
+            f.score = 0.9 if f.image_id == a else 0.5
+        s.commit()
+        repo.record_decision(s, image_id=a, verdict="accept", source="cli")
+    in_a = sorted(f.id for f in found if f.image_id == a)
+    in_b = sorted(f.id for f in found if f.image_id == b)
+    assert in_a and in_b
+
+    def applied(name: str, policy: str = "accepted") -> list[int]:
+        out = export_labels(store, tmp_path / name, policy=policy).out
+        return json.loads((out / "manifest.json").read_text())["findings_applied"]
+
+    assert applied("image") == in_a
+    assert applied("all", "threshold:0.4") == sorted(in_a + in_b)
+    with store.session() as s:
+        repo.record_decision(s, image_id=a, verdict="reject", source="cli")
+    assert applied("rejected", "threshold:0.4") == in_b
+    with store.session() as s:
+        repo.record_decision(s, finding_id=in_a[0], verdict="accept", source="cli")
+    assert applied("own", "threshold:0.95") == [in_a[0]]
+    store.close()
+
+
 def test_export_refuses_the_source_tree_and_non_export_folders(scanned, tmp_path):
     root, store, _, _ = scanned
     with pytest.raises(ValueError, match="refusing"):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from labelaudit.files import atomic_file, atomic_folder, write_bytes_atomic
+from labelaudit.files import atomic_file, atomic_folder, copy_hashed, write_bytes_atomic
 
 
 def test_atomic_file_replaces_only_on_success(tmp_path):
@@ -33,3 +33,16 @@ def test_atomic_folder_swaps_whole_folders_and_keeps_the_old_on_failure(tmp_path
         (tmp / "b.txt").write_text("2")
     assert sorted(p.name for p in out.iterdir()) == ["b.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tree"]  # nothing left beside it
+
+
+def test_copy_hashed_copies_bytes_and_times_and_returns_their_sha256(tmp_path):
+    import hashlib
+    import os
+
+    src = tmp_path / "big.bin"
+    data = os.urandom((1 << 20) * 2 + 123)  # more than one read chunk
+    src.write_bytes(data)
+    os.utime(src, (1_000_000_000, 1_000_000_000))
+    dst = tmp_path / "copy.bin"
+    assert copy_hashed(src, dst) == hashlib.sha256(data).hexdigest()
+    assert dst.read_bytes() == data and dst.stat().st_mtime == 1_000_000_000

@@ -75,12 +75,14 @@ def test_postgres_store_refuses_a_newer_schema_and_a_foreign_database(pg_url):
         open_db(pg_url)
 
 
-def _columns(url: str) -> dict[str, list[tuple[str, str, bool]]]:
+def _columns(url: str) -> dict[str, list[tuple]]:
+    """Each table's columns (name, type, nullable) and indexes (name, columns)."""
     from sqlalchemy import create_engine, inspect
 
     eng = create_engine(url)
     insp = inspect(eng)
     out = {t: [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(t)]
+           + sorted((i["name"], tuple(i["column_names"])) for i in insp.get_indexes(t))
            for t in sorted(insp.get_table_names())}
     eng.dispose()
     return out
@@ -99,11 +101,12 @@ def test_a_v3_postgres_store_is_upgraded_in_place(pg_url):
         c.execute(text("ALTER TABLE findings DROP COLUMN agreement"))
         c.execute(text("ALTER TABLE image_scores DROP COLUMN learnt_pixels"))
         c.execute(text("DROP TABLE store_meta"))
+        c.execute(text("DROP INDEX ix_findings_run_pair"))
         c.execute(text("DELETE FROM schema_version"))
         c.execute(text("INSERT INTO schema_version VALUES (3, '2026-12-01 00:00:00')"))
     eng.dispose()
     assert _columns(pg_url) != want
     with open_db(pg_url) as store:
-        assert store.schema_version() == CURRENT_VERSION == 4
+        assert store.schema_version() == CURRENT_VERSION == 5
         assert len(store.store_id) == 32
     assert _columns(pg_url) == want

@@ -274,7 +274,7 @@ def _from_store(db_url: str, run_id: int, seen: dict[int, tuple], listed_only: b
                                          .get("expected_errors", float("nan")))
             quality = dict(s.query(ImageScore.image_id, ImageScore.label_quality)
                            .filter(ImageScore.run_id == run_id).all())
-            found = {i: repo.findings_for_image(s, run, i) for i in seen}
+            found = repo.findings_for_images(s, run, list(seen))
         scores = np.asarray([f.score for fs in found.values() for f in fs])
         cutoff = expected_precision_cutoff(scores, LIST_TARGET) if listed_only else -np.inf
         for image_id, (tmap, valid, q) in seen.items():

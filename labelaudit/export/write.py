@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,8 +28,8 @@ from sqlalchemy import select
 
 from labelaudit.data import SPLITS, write_label
 from labelaudit.export.apply import apply_findings
-from labelaudit.export.policy import parse_policy, select_findings
-from labelaudit.files import atomic_folder, sha256_file
+from labelaudit.export.policy import ACCEPT, Policy, parse_policy, select_findings
+from labelaudit.files import atomic_folder, copy_hashed, sha256_file
 from labelaudit.scan.layout import ScanMaps
 from labelaudit.store import Image, ImageScore, Run, Store, repo
 
@@ -67,13 +66,22 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def _findings_to_apply(store: Store, run_id: int, policy) -> dict[int, list]:
+def _findings_to_apply(store: Store, run_id: int, policy: Policy) -> dict[int, list]:
+    """{image id: findings to apply}, most suspicious first. Only the findings a policy can
+    apply are read: those accepted (directly or through their image) and, for a threshold
+    policy, those scoring at or above it; not every finding of the run."""
     with store.session() as s:
         run = s.get(Run, run_id)
         dec = repo.decisions_for_run(s, run)
-        chosen = select_findings(repo.iter_findings(s, run),
-                                 {k: d.verdict for k, d in dec.findings.items()},
-                                 {k: d.verdict for k, d in dec.images.items()}, policy)
+        by_finding = {k: d.verdict for k, d in dec.findings.items()}
+        by_image = {k: d.verdict for k, d in dec.images.items()}
+        pool = {f.id: f for f in repo.findings_by_id(s, [k for k, v in by_finding.items() if v == ACCEPT])}
+        for fs in repo.findings_for_images(s, run, [k for k, v in by_image.items() if v == ACCEPT]).values():
+            pool.update((f.id, f) for f in fs)
+        if policy.threshold is not None:
+            pool.update((f.id, f) for f in repo.iter_findings(s, run, policy.threshold))
+        ordered = sorted(pool.values(), key=lambda f: (-f.score, f.id))
+        chosen = select_findings(ordered, by_finding, by_image, policy)
         for fs in chosen.values():
             for f in fs:
                 s.expunge(f)
@@ -177,8 +185,7 @@ def _copy_native(source, rec, tmp: Path, written: dict[str, str]) -> None:
         rel = p.relative_to(source.root)
         dst = tmp / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(p, dst)
-        written[str(rel)] = sha256_file(dst)
+        written[str(rel)] = copy_hashed(p, dst)
 
 
 def _write_native(source, rec, label: np.ndarray, tmp: Path, written: dict[str, str]) -> None:

@@ -57,9 +57,10 @@ def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | 
         names = list(run.dataset.class_names)
         maps = ScanMaps.of(run)
         source = repo.open_dataset_source(run.dataset)
+        worst = repo.top_images(s, run, top if top else 10**9)
+        found = repo.findings_for_images(s, run, [sc.image_id for sc in worst])
         rows = [(sc.image.id, sc.image.image_relpath, sc.label_quality, (sc.image.height, sc.image.width),
-                 repo.findings_for_image(s, run, sc.image.id))
-                for sc in repo.top_images(s, run, top if top else 10**9)]
+                 found[sc.image_id]) for sc in worst]
         pairs = repo.confusion_pairs(s, run)
         decided = repo.decisions_for_run(s, run)  # shown as tags: what is decided already
         decided_findings = {k: d.verdict for k, d in decided.findings.items()}

@@ -209,6 +209,13 @@ def _v4_memorisation_and_id(conn: Connection) -> None:
                  {"v": new_store_id()})
 
 
+def _v5_pair_index(conn: Connection) -> None:
+    """v5: one confusion pair's findings, most suspicious first, read from an index (at 100k
+    images the (run_id, score) index walked all 300k findings of the run: 0.4-1.2 s)."""
+    conn.execute(text("CREATE INDEX ix_findings_run_pair ON findings "
+                      "(run_id, given_class, suggested_class, score)"))
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -222,6 +229,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "scan progress in runs.progress, not in runs.config", _v3_scan_progress),
     Migration(4, "findings.agreement, image_scores.learnt_pixels, store_meta (the store's id)",
               _v4_memorisation_and_id),
+    Migration(5, "index of a confusion pair's findings by score", _v5_pair_index),
 )
 """Ordered steps; step ``k`` upgrades a version ``k-1`` database to version ``k``."""
 

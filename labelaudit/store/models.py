@@ -209,6 +209,7 @@ class Finding(Base):
         Index("ix_findings_run_score", "run_id", "score"),
         Index("ix_findings_run_image", "run_id", "image_id"),
         Index("ix_findings_image_fingerprint", "image_id", "fingerprint"),
+        Index("ix_findings_run_pair", "run_id", "given_class", "suggested_class", "score"),  # v5
         CheckConstraint(_in("kind", FINDING_KINDS), name="kind"),
         CheckConstraint("score >= 0 AND score <= 1", name="score"),
         CheckConstraint("area >= 0 AND bbox_w > 0 AND bbox_h > 0", name="extent"),

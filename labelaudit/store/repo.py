@@ -372,9 +372,39 @@ def top_images(session: Session, run: Run, n: int) -> list[ImageScore]:
 
 def findings_for_image(session: Session, run: Run, image_id: int) -> list[Finding]:
     """One image's findings in a run, most suspicious first."""
-    return list(session.scalars(
-        select(Finding).where(Finding.run_id == run.id, Finding.image_id == image_id)
-        .order_by(Finding.score.desc(), Finding.id.asc())))
+    return findings_for_images(session, run, [image_id])[image_id]
+
+
+def findings_for_images(session: Session, run: Run, image_ids: Sequence[int]) -> dict[int, list[Finding]]:
+    """{image id: its findings in the run, most suspicious first} for each of `image_ids`.
+
+    Sorted here, not in SQL: with an ORDER BY on the score SQLite's planner walks the run's
+    (run_id, score) index, every finding of the run, for each query (0.5 s per image at 100k
+    images); without it the (run_id, image_id) index answers.
+    """
+    out: dict[int, list[Finding]] = {i: [] for i in image_ids}
+    for chunk in _chunks(list(out)):
+        for f in session.scalars(select(Finding).where(Finding.run_id == run.id,
+                                                       Finding.image_id.in_(chunk))):
+            out[f.image_id].append(f)
+    for fs in out.values():
+        fs.sort(key=lambda f: (-f.score, f.id))
+    return out
+
+
+def findings_by_id(session: Session, ids: Sequence[int]) -> list[Finding]:
+    """The findings with these ids (unknown ids skipped), in no particular order."""
+    ids = list(dict.fromkeys(ids))
+    return [f for chunk in _chunks(ids) for f in session.scalars(select(Finding).where(Finding.id.in_(chunk)))]
+
+
+def pair_findings(session: Session, run: Run, given: int, suggested: int,
+                  limit: int | None = None) -> list[Finding]:
+    """The findings of one confusion pair (given class -> suggested class), most suspicious first."""
+    q = (select(Finding).where(Finding.run_id == run.id, Finding.given_class == given,
+                               Finding.suggested_class == suggested)
+         .order_by(Finding.score.desc(), Finding.id.asc()))
+    return list(session.scalars(q if limit is None else q.limit(limit)))
 
 
 def iter_findings(
@@ -599,8 +629,8 @@ def exports_for_run(session: Session, run: Run) -> list[Export]:
 
 __all__ = [
     "CARRY_MIN_IOU", "RunDecisions", "carry_decisions", "confusion_pairs", "decisions_for_run",
-    "exports_for_run", "finding_fingerprint", "findings_for_image", "finish_run",
-    "get_or_create_dataset", "iter_findings", "latest_run", "record_decision", "record_export",
+    "exports_for_run", "finding_fingerprint", "findings_by_id", "findings_for_image",
+    "findings_for_images", "finish_run", "get_or_create_dataset", "pair_findings", "iter_findings", "latest_run", "record_decision", "record_export",
     "region_iou", "scored_image_ids", "start_run", "top_images", "upsert_images",
     "write_scan_batch",
 ]
