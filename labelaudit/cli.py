@@ -437,11 +437,13 @@ def review(
     port: Annotated[int, typer.Option(help="App port.")] = 5151,
     address: Annotated[str, typer.Option(help="App address (remote mode).")] = "127.0.0.1",
     sync: Annotated[bool, typer.Option(help="Write the reviewers' tags to the decisions table now.")] = False,
+    findings: Annotated[bool, typer.Option("--findings", help="Open on one tile per finding, most suspicious first: select tiles, tag them all at once.")] = False,
 ) -> None:
     """Review the findings in the FiftyOne App (worst first); accept/reject/relabel tags -> DB."""
     try:
         from labelaudit.review import (
-            build_review_dataset, launch as launch_app, serve, stop_fiftyone, sync_decisions,
+            FINDINGS_VIEW, build_review_dataset, launch as launch_app, serve, stop_fiftyone,
+            sync_decisions,
         )
     except ImportError:
         _fail("review needs FiftyOne: pip install 'labelaudit[review]'")
@@ -458,7 +460,7 @@ def review(
         if not launch:
             typer.echo(f"App (after `labelaudit review --launch`): {url}")
             return
-        launch_app(ds, port=port, address=address)
+        launch_app(ds, port=port, address=address, view=FINDINGS_VIEW if findings else "worst-first")
         typer.echo(f"App: {url}  (tag findings or images accept / reject / relabel: each tag is "
                    "recorded within 2 s; Ctrl-C to stop)", )
         try:  # closing or reloading the browser tab does not end the review; Ctrl-C, SIGTERM do

@@ -1,7 +1,9 @@
 """`labelaudit report`: the audit and the retrain as pictures and one markdown page.
 
 Writes into `out`: `contact_sheet.png` (worst images: image | given | teacher | suspicion),
-`confusion_pairs.png`, `label_quality_hist.png`, `pr_curve.png` (when clean labels exist),
+`confusion_pairs.png`, `label_quality_hist.png`, `pr_curve.png` (when clean labels exist: the
+images ranked by label_quality and, with cleanlab installed, by cleanlab's softmin score of the
+same self-confidences, each with its AP, and the chance line),
 `reliability.png` (calibrated scans: p_error against the observed error rate) and `report.md`
 with the numbers (before/after validation metrics when a retrained run is given).
 """
@@ -183,21 +185,53 @@ def charts(store: Store, run_id: int, sm: ScanSummary, out: Path) -> list[Path]:
 
     noisy = _truth_noisy(store, run_id, scored)
     if noisy is not None and noisy.any() and (~noisy).any():
-        order = np.argsort(q, kind="stable")
-        hits = noisy[order].cumsum()
-        precision = hits / np.arange(1, len(q) + 1)
-        recall = hits / noisy.sum()
-        ap = float(precision[np.diff(np.concatenate([[0], hits])) > 0].sum() / noisy.sum())
+        curves = {"label_quality": q}
+        softmin = _cleanlab_softmin(store, run_id, scored)
+        if softmin is not None:
+            curves["cleanlab softmin, same self-confidences"] = softmin
         fig, ax = plt.subplots(figsize=(5, 4))
-        ax.plot(recall, precision, label=f"label_quality (AP {ap:.3f})")
+        for name, scores in curves.items():
+            recall, precision, ap = _pr(scores, noisy)
+            ax.plot(recall, precision, label=f"{name} (AP {ap:.3f})")
         ax.axhline(noisy.mean(), ls="--", c="grey", label=f"chance ({noisy.mean():.3f})")
         ax.legend(loc="lower left", fontsize=8)
         ax.set_xlabel("recall (noisy images)")
         ax.set_ylabel("precision")
         ax.set_ylim(0, 1.05)
-        ax.set_title("images ranked by label_quality")
+        ax.set_title("images ranked worst first")
         files.append(_save(fig, out / "pr_curve.png"))
     return files
+
+
+def _pr(scores: np.ndarray, noisy: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """(recall, precision, average precision) of the images ranked lowest score first."""
+    order = np.argsort(scores, kind="stable")
+    hits = noisy[order].cumsum()
+    precision = hits / np.arange(1, len(scores) + 1)
+    ap = float(precision[np.diff(np.concatenate([[0], hits])) > 0].sum() / noisy.sum())
+    return hits / noisy.sum(), precision, ap
+
+
+def _cleanlab_softmin(store: Store, run_id: int, scored: list[tuple[Image, float]]) -> np.ndarray | None:
+    """cleanlab's image scores (`segmentation.rank.get_label_quality_scores`, softmin) on the
+    scan's own self-confidences (1 - the suspicion map, 8 bits): softmin reads nothing but the
+    given label's probability per pixel, so two channels [p, 1 - p] with label 0 are exactly
+    its input. None without cleanlab (the `bench` extra) or without the maps."""
+    try:
+        from cleanlab.segmentation.rank import get_label_quality_scores
+    except ImportError:
+        return None
+    with store.session() as s:
+        maps = ScanMaps.of(s.get(Run, run_id))
+    out = []
+    for im, _ in scored:
+        heat = cv2.imread(str(maps.suspicion(im.id)), cv2.IMREAD_GRAYSCALE)
+        if heat is None:
+            return None
+        p = 1.0 - heat.astype(np.float32) / 255.0
+        probs = np.stack([p, 1.0 - p])[None]
+        out.append(get_label_quality_scores(np.zeros((1, *p.shape), int), probs, verbose=False)[0][0])
+    return np.asarray(out)
 
 
 def _save(fig, path: Path) -> Path:

@@ -119,6 +119,37 @@ def test_tags_land_in_decisions_once_and_survive_a_rebuild(scanned, review_ds):
     assert again.findings.detections[0].tags == ["accept"]
 
 
+def test_the_findings_view_has_one_tile_per_finding_and_a_tile_tag_decides_it_alone(fiftyone_home,
+                                                                                   tmp_path):
+    """`review --findings`: one patch per finding, highest p_error first; tagging one tile (as
+    the App's tag button does on a selection) records a decision on that finding only."""
+    from labelaudit.review import FINDINGS_VIEW, build_review_dataset, sync_decisions
+
+    root = make_dataset(tmp_path / "data", n=16)
+    stems = [r.id for r in open_source("synthetic", root).records("train")]
+    for stem, (a, b) in zip(stems[1:4], [(NOSE, HAIR), (HAIR, NOSE), (NOSE, 1)]):
+        plant_flip(root, stem, a, b)
+    res = run_scan(ScanOptions(run_dir=make_run(tmp_path / "run", root), db_url=str(tmp_path / "f.db"),
+                               progress=False, scorer="rules"), predict=oracle_predictor(root))
+    store, run_id = open_db(res.db_url), res.run_id
+    review_ds = build_review_dataset(store, run_id, name="labelaudit-test-findings-view")
+    view = review_ds.load_saved_view(FINDINGS_VIEW)
+    every = [d for sm in review_ds for d in (sm.findings.detections if sm.findings else [])]
+    assert len(view) == len(every) > 1
+    scores = [p.findings.confidence for p in view]
+    assert scores == sorted(scores, reverse=True)
+    tile = view.skip(1).first()
+    view.select(tile.id).tag_labels("reject", label_fields="findings")
+    assert sync_decisions(store, review_ds) == 1
+    with store.session() as s:
+        dec = repo.decisions_for_run(s, s.get(repo.Run, run_id))
+    assert dec.findings[tile.findings["finding_id"]].verdict == "reject"
+    tagged = [d["finding_id"] for sm in review_ds for d in (sm.findings.detections if sm.findings else [])
+              if "reject" in d.tags]
+    assert tagged == [tile.findings["finding_id"]]
+    store.close()
+
+
 def test_decide_from_the_cli(scanned):
     store, run_id, _, _, run, db = scanned
     with store.session() as s:
@@ -224,6 +255,7 @@ def test_the_readme_loop_from_relative_paths_shows_every_layer_in_the_app(fiftyo
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.on("response", keep)
         page.goto(url, wait_until="load", timeout=120_000)
+        page.get_by_text("Dismiss").click(timeout=30_000)  # FiftyOne's Enterprise advert
         deadline = time.time() + 90  # the App keeps a connection open: wait for the masks
         while time.time() < deadline and not all(any(f"/{k}/" in p for p in media)
                                                  for k in ("labels", "teacher", "suspicion")):
@@ -231,6 +263,9 @@ def test_the_readme_loop_from_relative_paths_shows_every_layer_in_the_app(fiftyo
         page.wait_for_timeout(3000)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "review-app.png"))
+        page.goto(f"{url}?view=findings-first", wait_until="load", timeout=120_000)
+        page.wait_for_timeout(8000)
+        page.screenshot(path=str(ARTIFACTS / "review-findings.png"))  # the README's picture
         browser.close()
     failed = {p: st for p, (st, _) in media.items() if st >= 400}
     assert not failed, failed

@@ -8,11 +8,13 @@ import signal
 log = logging.getLogger(__name__)
 
 
-def launch(dataset, port: int = 5151, address: str = "127.0.0.1", remote: bool = True):
-    """The App session on `dataset`, opened on its worst-first view (remote: serve, no browser)."""
+def launch(dataset, port: int = 5151, address: str = "127.0.0.1", remote: bool = True,
+           view: str = "worst-first"):
+    """The App session on `dataset`, opened on the saved `view` ("worst-first": images;
+    "findings-first": one tile per finding) when it has it (remote: serve, no browser)."""
     import fiftyone as fo
 
-    view = dataset.load_saved_view("worst-first") if dataset.has_saved_view("worst-first") else None
+    view = dataset.load_saved_view(view) if dataset.has_saved_view(view) else None
     return fo.launch_app(dataset, view=view, port=port, address=address, remote=remote,
                          auto=False)
 

@@ -13,6 +13,7 @@ from labelaudit.store import Run, Store, repo
 log = logging.getLogger(__name__)
 
 LABEL_FIELDS = ["ground_truth", "teacher", "findings", "suspicion"]
+FINDINGS_VIEW = "findings-first"  # the saved view of one tile per finding
 
 
 def dataset_name(run_id: int, store_id: str) -> str:
@@ -39,7 +40,8 @@ def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | 
 
     One sample per scored image (the worst `top` when given) with `ground_truth` and `teacher`
     segmentations, the `suspicion` heat map, `findings` detections labelled "given->suggested",
-    `label_quality`; saved views "worst-first" and one per confusion pair. Re-running updates the
+    `label_quality`; saved views "worst-first" (images), "findings-first" (one tile per
+    finding, highest p_error first) and one per confusion pair. Re-running updates the
     samples (matched by image id) and keeps the reviewers' tags.
     """
     import fiftyone as fo
@@ -140,7 +142,9 @@ def _configure(ds, names: list[str], pairs) -> None:
         color_by="value", default_mask_targets_colors=[
             {"intTarget": i, "color": c} for i, c in enumerate(class_colours(len(names)))])
     ds.save()
-    views = {"worst-first": ds.sort_by("label_quality")}
+    views = {"worst-first": ds.sort_by("label_quality"),
+             # one tile per finding, most suspicious first: a tag on a tile tags that finding alone
+             FINDINGS_VIEW: ds.to_patches("findings").sort_by("findings.confidence", reverse=True)}
     for p in pairs[:20]:
         lbl = f"{names[p.given]}->{names[p.suggested]}"
         views[lbl.replace("->", "-to-")] = ds.filter_labels("findings", F("label") == lbl).sort_by("label_quality")
