@@ -533,6 +533,8 @@ def export(
     typer.echo(f"exported {res.n_images} label files to {res.out}: {res.n_findings_applied} findings "
                f"applied, {res.n_images_changed} images / {res.n_pixels_changed} pixels changed "
                f"(scan run {res.run_id}, policy {res.policy})")
+    for why, n in res.not_applied.items():
+        typer.echo(f"not applied: {n} {why}")
     typer.echo(f"retrain: labelaudit train --root <dataset root> --labels {res.out}")
 
 

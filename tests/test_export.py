@@ -10,12 +10,16 @@ import numpy as np
 import pytest
 from scanhelp import copy_tree, make_dataset, make_run, oracle_predictor, plant_flip
 
+from typer.testing import CliRunner
+
+from labelaudit.cli import app
 from labelaudit.data import FaceParsingDataset, open_source, read_label
 from labelaudit.export import export_labels, parse_policy
 from labelaudit.scan import ScanOptions, run_scan
 from labelaudit.store import open_db, repo
 
 NOSE, HAIR = 6, 10
+runner = CliRunner()
 
 
 @pytest.fixture
@@ -116,6 +120,11 @@ def test_image_accepts_and_thresholds_apply_exactly_the_findings_they_name(tmp_p
     with store.session() as s:
         repo.record_decision(s, finding_id=in_a[0], verdict="accept", source="cli")
     assert applied("own", "threshold:0.95") == [in_a[0]]
+    with store.session() as s:  # a relabel verdict is not applied, and the export says so
+        repo.record_decision(s, finding_id=in_b[0], verdict="relabel", source="cli")
+    res = runner.invoke(app, ["export", "--db", res.db_url, "--out", str(tmp_path / "cli")])
+    assert res.exit_code == 0, res.output
+    assert "not applied: 1 relabel verdicts: need a hand correction" in res.output
     store.close()
 
 
@@ -197,3 +206,16 @@ def _outline_lands_on(store, run_id, part: np.ndarray, path) -> None:
     scale = part.shape[0] / tile
     py, px = np.nonzero(part)
     assert abs(ys.mean() * scale - py.mean()) < 4 and abs(xs.mean() * scale - px.mean()) < 4
+
+
+def test_an_accepted_finding_on_a_removed_image_is_reported_not_applied(scanned, tmp_path):
+    root, store, run_id, flipped = scanned
+    with store.session() as s:
+        top = next(repo.iter_findings(s, s.get(repo.Run, run_id)))
+        repo.record_decision(s, finding_id=top.id, verdict="accept", source="cli")
+    for p in root.glob(f"train/*/{flipped}.*"):  # the image, its label, its clean label
+        p.unlink()
+    res = export_labels(store, tmp_path / "fixed")
+    assert res.n_findings_applied == 0
+    assert res.not_applied == {"findings on images no longer in the dataset": 1}
+    assert json.loads((tmp_path / "fixed" / "manifest.json").read_text())["not_applied"] == res.not_applied

@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from labelaudit.data import SPLITS, write_label
 from labelaudit.export.apply import apply_findings
-from labelaudit.export.policy import ACCEPT, Policy, parse_policy, select_findings
+from labelaudit.export.policy import ACCEPT, RELABEL, Policy, parse_policy, select_findings
 from labelaudit.files import atomic_folder, copy_hashed, sha256_file
 from labelaudit.scan.layout import ScanMaps
 from labelaudit.store import Image, ImageScore, Run, Store, repo
@@ -47,6 +47,7 @@ class ExportResult:
     n_images_changed: int
     n_findings_applied: int
     n_pixels_changed: int
+    not_applied: dict[str, int] = field(default_factory=dict)  # why -> decisions / findings
 
 
 @dataclass
@@ -59,6 +60,11 @@ class _Tally:
     n_images_changed: int = 0
     n_findings_applied: int = 0
     n_pixels_changed: int = 0
+    not_applied: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, why: str, n: int = 1) -> None:
+        if n:
+            self.not_applied[why] = self.not_applied.get(why, 0) + n
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -66,7 +72,12 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def _findings_to_apply(store: Store, run_id: int, policy: Policy) -> dict[int, list]:
+RELABEL_WHY = "relabel verdicts: need a hand correction"
+GONE_WHY = "findings on images no longer in the dataset"
+NO_MASK_WHY = "findings with no stored mask"
+
+
+def _findings_to_apply(store: Store, run_id: int, policy: Policy, tally: _Tally) -> dict[int, list]:
     """{image id: findings to apply}, most suspicious first. Only the findings a policy can
     apply are read: those accepted (directly or through their image) and, for a threshold
     policy, those scoring at or above it; not every finding of the run."""
@@ -80,6 +91,7 @@ def _findings_to_apply(store: Store, run_id: int, policy: Policy) -> dict[int, l
             pool.update((f.id, f) for f in fs)
         if policy.threshold is not None:
             pool.update((f.id, f) for f in repo.iter_findings(s, run, policy.threshold))
+        tally.skip(RELABEL_WHY, sum(v == RELABEL for v in [*by_finding.values(), *by_image.values()]))
         ordered = sorted(pool.values(), key=lambda f: (-f.score, f.id))
         chosen = select_findings(ordered, by_finding, by_image, policy)
         for fs in chosen.values():
@@ -113,14 +125,17 @@ def export_labels(store: Store, out: str | Path, *, run_id: int | None = None,
             .where(ImageScore.run_id == run_id))}
     out = Path(out)
     _check_out(out, source.root, overwrite)
-    applied = _findings_to_apply(store, run_id, chosen_policy)
     tally = _Tally()
+    applied = _findings_to_apply(store, run_id, chosen_policy, tally)
+    seen: set[int] = set()
     with atomic_folder(out) as tmp:
         for split in SPLITS:
             for rec in source.records(split):
                 image_id = images.get(str(source.image_relpath(rec)))
                 fixes = applied.get(image_id, []) if image_id is not None else []
+                seen.add(image_id)
                 _export_record(source, rec, image_id, fixes, maps, tmp, tally)
+        tally.skip(GONE_WHY, sum(len(fs) for im, fs in applied.items() if im not in seen))
         _write_manifest(tmp, tally, source, run_id, policy, applied)
     with store.session() as s:
         repo.record_export(s, s.get(Run, run_id), out_dir=out.resolve(), policy=policy,
@@ -129,8 +144,10 @@ def export_labels(store: Store, out: str | Path, *, run_id: int | None = None,
                            manifest_sha256=sha256_file(out / MANIFEST))
     log.info("exported %d images (%d changed, %d px) to %s", tally.n_images,
              tally.n_images_changed, tally.n_pixels_changed, out)
+    for why, n in tally.not_applied.items():
+        log.info("not applied: %d %s", n, why)
     return ExportResult(out, run_id, policy, tally.n_images, tally.n_images_changed,
-                        tally.n_findings_applied, tally.n_pixels_changed)
+                        tally.n_findings_applied, tally.n_pixels_changed, dict(tally.not_applied))
 
 
 def _export_record(source, rec, image_id: int | None, fixes: list, maps: ScanMaps, tmp: Path,
@@ -147,6 +164,7 @@ def _export_record(source, rec, image_id: int | None, fixes: list, maps: ScanMap
                           for c in result.changes]
         changed = int((result.label != label).sum())
         tally.n_findings_applied += result.n_applied
+        tally.skip(NO_MASK_WHY, len(fixes) - result.n_applied)
         tally.n_pixels_changed += changed
         tally.n_images_changed += int(changed > 0)
         label = result.label
@@ -170,6 +188,7 @@ def _write_manifest(tmp: Path, tally: _Tally, source, run_id: int, policy: str, 
         "n_images_changed": tally.n_images_changed, "n_findings_applied": tally.n_findings_applied,
         "n_pixels_changed": tally.n_pixels_changed,
         "findings_applied": sorted(f.id for fs in applied.values() for f in fs),
+        "not_applied": tally.not_applied,
         "files": dict(sorted(tally.written.items())),
         "changes_csv_sha256": sha256_file(tmp / "changes.csv"),
     }
