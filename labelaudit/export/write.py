@@ -136,6 +136,7 @@ def export_labels(store: Store, out: str | Path, *, run_id: int | None = None,
                 seen.add(image_id)
                 _export_record(source, rec, image_id, fixes, maps, tmp, tally)
         tally.skip(GONE_WHY, sum(len(fs) for im, fs in applied.items() if im not in seen))
+        applied = {im: fs for im, fs in applied.items() if im in seen}
         _write_manifest(tmp, tally, source, run_id, policy, applied)
     with store.session() as s:
         repo.record_export(s, s.get(Run, run_id), out_dir=out.resolve(), policy=policy,
