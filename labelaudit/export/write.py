@@ -84,8 +84,7 @@ def _findings_to_apply(store: Store, run_id: int, policy: Policy, tally: _Tally)
     with store.session() as s:
         run = s.get(Run, run_id)
         dec = repo.decisions_for_run(s, run)
-        by_finding = {k: d.verdict for k, d in dec.findings.items()}
-        by_image = {k: d.verdict for k, d in dec.images.items()}
+        by_finding, by_image = dec.verdicts()
         pool = {f.id: f for f in repo.findings_by_id(s, [k for k, v in by_finding.items() if v == ACCEPT])}
         for fs in repo.findings_for_images(s, run, [k for k, v in by_image.items() if v == ACCEPT]).values():
             pool.update((f.id, f) for f in fs)

@@ -65,8 +65,7 @@ def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | 
                  found[sc.image_id]) for sc in worst]
         pairs = repo.confusion_pairs(s, run)
         decided = repo.decisions_for_run(s, run)  # shown as tags: what is decided already
-        decided_findings = {k: d.verdict for k, d in decided.findings.items()}
-        decided_images = {k: d.verdict for k, d in decided.images.items()}
+        decided_findings, decided_images = decided.verdicts()
     by_rel = {str(source.image_relpath(r)): r for sp in SPLITS
               for r in source.records(sp)}
     maps.given(0).parent.mkdir(parents=True, exist_ok=True)

@@ -22,8 +22,7 @@ def _verdicts(session, run_id: int, source: str | None = None
     """The verdicts in force for a scan run (from `source` only, when given): per finding id
     and per image id."""
     dec = repo.decisions_for_run(session, session.get(Run, run_id), source=source)
-    return ({k: d.verdict for k, d in dec.findings.items()},
-            {k: d.verdict for k, d in dec.images.items()})
+    return dec.verdicts()
 
 
 def check_store(dataset, store: Store) -> None:

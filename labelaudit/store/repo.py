@@ -443,6 +443,11 @@ class RunDecisions:
     findings: dict[int, Decision]
     images: dict[int, Decision]
 
+    def verdicts(self) -> tuple[dict[int, str], dict[int, str]]:
+        """({finding id: verdict}, {image id: verdict}) of the decisions in force."""
+        return ({k: d.verdict for k, d in self.findings.items()},
+                {k: d.verdict for k, d in self.images.items()})
+
 
 def _latest_key(d: Decision) -> tuple[datetime, int]:
     return (_as_utc(d.decided_at), d.id)
@@ -630,7 +635,7 @@ def exports_for_run(session: Session, run: Run) -> list[Export]:
 __all__ = [
     "CARRY_MIN_IOU", "RunDecisions", "carry_decisions", "confusion_pairs", "decisions_for_run",
     "exports_for_run", "finding_fingerprint", "findings_by_id", "findings_for_image",
-    "findings_for_images", "finish_run", "get_or_create_dataset", "pair_findings", "iter_findings", "latest_run", "record_decision", "record_export",
-    "region_iou", "scored_image_ids", "start_run", "top_images", "upsert_images",
+    "findings_for_images", "finish_run", "get_or_create_dataset", "iter_findings", "latest_run",
+    "pair_findings", "record_decision", "record_export", "region_iou", "scored_image_ids", "start_run", "top_images", "upsert_images",
     "write_scan_batch",
 ]
