@@ -513,6 +513,42 @@ def decide(
 
 
 @command()
+def relabel(
+    run: RunOpt = None,
+    db: DbOpt = None,
+    scan_run: Annotated[Optional[int], typer.Option(help="Scan run id [default: the latest finished].")] = None,
+    pull: Annotated[bool, typer.Option("--pull", help="Read the corrections made in Label Studio back into the store.")] = False,
+    url: Annotated[str, typer.Option(envvar="FIFTYONE_LABELSTUDIO_URL", help="Label Studio server.")] = "http://localhost:8080",
+    api_key: Annotated[Optional[str], typer.Option(envvar="FIFTYONE_LABELSTUDIO_API_KEY", help="Label Studio API token (Account & Settings).")] = None,
+) -> None:
+    """Send the images with a relabel verdict to Label Studio, their labels pre-loaded; --pull
+    records the corrected labels, which `export` then writes."""
+    try:
+        from labelaudit.review.relabel import pull_corrections, send_for_relabel
+    except ImportError:
+        _fail("relabel needs FiftyOne: pip install 'labelaudit[review]'")
+    from labelaudit.store import open_db
+
+    if not api_key:
+        _fail("give the Label Studio API token: --api-key or $FIFTYONE_LABELSTUDIO_API_KEY")
+    store = open_db(_db_url(db, run), must_exist=True)
+    try:
+        if pull:
+            got = pull_corrections(store, scan_run, url=url, api_key=api_key)
+            typer.echo(f"{got.n_corrected} corrections recorded ({got.n_unchanged} labels came back "
+                       f"unchanged; {got.n_images} images sent in all); `labelaudit export` writes them")
+            return
+        sent = send_for_relabel(store, scan_run, url=url, api_key=api_key)
+    finally:
+        store.close()
+    if sent.anno_key is None:
+        typer.echo("nothing new to relabel: no relabel verdict on an image not sent before")
+        return
+    typer.echo(f"sent {sent.n_images} images to {url}/projects/{sent.project_id} ({sent.anno_key}); "
+               "correct the masks there, then: labelaudit relabel --pull")
+
+
+@command()
 def export(
     out: Annotated[Path, typer.Option(help="Folder for the corrected label tree (must not be inside the dataset).")],
     run: RunOpt = None,
@@ -531,7 +567,8 @@ def export(
     finally:
         store.close()
     typer.echo(f"exported {res.n_images} label files to {res.out}: {res.n_findings_applied} findings "
-               f"applied, {res.n_images_changed} images / {res.n_pixels_changed} pixels changed "
+               f"and {res.n_corrections_applied} hand corrections applied, "
+               f"{res.n_images_changed} images / {res.n_pixels_changed} pixels changed "
                f"(scan run {res.run_id}, policy {res.policy})")
     for why, n in res.not_applied.items():
         typer.echo(f"not applied: {n} {why}")

@@ -63,6 +63,20 @@ if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb 
   fi
 fi
 
+# 7. Label Studio, the relabel tool (`labelaudit relabel`; its test starts a real server). It gets
+#    a venv of its own: it pins numpy<2.3 and OpenCV 4.12, which would downgrade the project's.
+#    FiftyOne's Label Studio backend imports label-studio-sdk in .venv: installed there without
+#    those pins, with the modules it imports.
+LS_VENV=${LS_VENV:-.venv-labelstudio}
+if [ ! -x "$LS_VENV/bin/label-studio" ]; then
+  "$PY" -m venv "$LS_VENV"
+  "$LS_VENV/bin/python" -m pip install "label-studio==1.23.2"
+fi
+if ! "$P" -c "import label_studio_sdk.converter.brush" 2>/dev/null; then
+  "$P" -m pip install appdirs ijson PyJWT lxml nltk ujson defusedxml
+  "$P" -m pip install --no-deps "label-studio-sdk==2.1.2"
+fi
+
 rm -f "$VENV"/.setup-*
 touch "$stamp"
 echo "setup: done ($VENV)"

@@ -1,6 +1,11 @@
 """Test-wide settings: caches go to a temporary folder, never to the user's ~/.cache."""
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+import tempfile
+
 import pytest
 
 
@@ -32,3 +37,35 @@ def pg_url(pg_server, request):
         c.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return pg_server.replace("/postgres?", f"/{name}?")
+
+
+@pytest.fixture(scope="session")
+def fiftyone_home():
+    """A throw-away FiftyOne database for the session (the review and relabel tests); everything
+    FiftyOne started is stopped at the end."""
+    if "fiftyone" in sys.modules:
+        pytest.fail("fiftyone was imported before the review tests chose its database directory")
+    keys = ("FIFTYONE_DATABASE_DIR", "FIFTYONE_DO_NOT_TRACK", "FIFTYONE_DATABASE_VALIDATION")
+    saved = {k: os.environ.get(k) for k in keys}
+    home = tempfile.mkdtemp(prefix="labelaudit-fo-")
+    os.environ.update(FIFTYONE_DATABASE_DIR=home, FIFTYONE_DO_NOT_TRACK="true",
+                      FIFTYONE_DATABASE_VALIDATION="false")
+    yield home
+    from labelaudit.review import stop_fiftyone
+
+    stop_fiftyone()
+    shutil.rmtree(home, ignore_errors=True)
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def label_studio():
+    """One Label Studio server for the session (tests/lsserver.py): (url, API token)."""
+    from lsserver import LabelStudioServer
+
+    with LabelStudioServer() as server:
+        yield server

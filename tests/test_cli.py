@@ -32,7 +32,7 @@ def test_scan_export_report_chain(tmp_path):
     bad = runner.invoke(app, ["export", "--db", db, "--out", str(root / "inside")])
     assert bad.exit_code == 2 and "refusing to export" in bad.output
     ok = runner.invoke(app, ["export", "--db", db, "--out", str(tmp_path / "fixed")])
-    assert ok.exit_code == 0 and "0 findings applied" in ok.output
+    assert ok.exit_code == 0 and "0 findings and 0 hand corrections applied" in ok.output
     rep = runner.invoke(app, ["report", "--db", db, "--run", str(run), "--out", str(tmp_path / "rep")])
     assert rep.exit_code == 0, rep.output
     assert (tmp_path / "rep" / "contact_sheet.png").exists()

@@ -220,3 +220,53 @@ def test_an_accepted_finding_on_a_removed_image_is_reported_not_applied(scanned,
     assert res.not_applied == {"findings on images no longer in the dataset": 1}
     manifest = json.loads((tmp_path / "fixed" / "manifest.json").read_text())
     assert manifest["not_applied"] == res.not_applied and manifest["findings_applied"] == []
+
+
+def test_a_hand_correction_is_written_instead_of_its_images_findings(scanned, tmp_path):
+    """The correction in force (the latest) replaces the label; the image's accepted finding is
+    not applied on top of it; a relabel verdict with a correction is no longer 'not applied'."""
+    root, store, run_id, flipped = scanned
+    label_path = root / "train" / "labels" / f"{flipped}.png"
+    given = read_label(label_path)
+    first, hand = given.copy(), given.copy()
+    first[0, 0] = NOSE
+    hand[:4, :4] = HAIR
+    hand[given == 1] = 0  # the annotator erased the skin
+    with store.session() as s:
+        top = next(repo.iter_findings(s, s.get(repo.Run, run_id)))
+        image_id = top.image_id
+        repo.record_decision(s, finding_id=top.id, verdict="accept", source="cli")
+        repo.record_decision(s, image_id=image_id, verdict="relabel", source="cli")
+        repo.record_correction(s, image_id=image_id, label=first, pixels_changed=1, source="labelstudio")
+        latest = repo.record_correction(s, image_id=image_id, label=hand, run_id=run_id,
+                                        pixels_changed=int((hand != given).sum()), source="labelstudio")
+    res = export_labels(store, tmp_path / "fixed")
+    assert np.array_equal(read_label(tmp_path / "fixed" / "train" / "labels" / f"{flipped}.png"), hand)
+    assert (res.n_corrections_applied, res.n_findings_applied, res.n_images_changed) == (1, 0, 1)
+    assert res.n_pixels_changed == int((hand != given).sum())
+    assert res.not_applied == {
+        "findings on images corrected by hand (the correction is written instead)": 1}
+    manifest = json.loads((tmp_path / "fixed" / "manifest.json").read_text())
+    assert manifest["corrections_applied"] == [latest.id] and manifest["findings_applied"] == []
+    rows = list(csv.DictReader(open(tmp_path / "fixed" / "changes.csv")))
+    assert {r["correction"] for r in rows} == {str(latest.id)} and {r["finding"] for r in rows} == {""}
+    assert sum(int(r["pixels"]) for r in rows) == res.n_pixels_changed
+    assert {(r["from"], r["to"]) for r in rows} >= {("skin", "background")}
+
+
+def test_a_correction_drawn_on_a_label_that_changed_since_is_not_applied(scanned, tmp_path):
+    root, store, run_id, flipped = scanned
+    label_path = root / "train" / "labels" / f"{flipped}.png"
+    given = read_label(label_path)
+    with store.session() as s:
+        top = next(repo.iter_findings(s, s.get(repo.Run, run_id)))
+        repo.record_decision(s, image_id=top.image_id, verdict="relabel", source="cli")
+        repo.record_correction(s, image_id=top.image_id, label=np.zeros_like(given),
+                               pixels_changed=int(given.astype(bool).sum()), source="labelstudio")
+    edited = given.copy()
+    edited[0, 0] = HAIR if given[0, 0] != HAIR else NOSE
+    cv2.imwrite(str(label_path), edited)  # somebody fixed the file by other means
+    res = export_labels(store, tmp_path / "fixed")
+    assert res.n_corrections_applied == 0
+    assert np.array_equal(read_label(tmp_path / "fixed" / "train" / "labels" / f"{flipped}.png"), edited)
+    assert res.not_applied == {"hand corrections drawn on a label file that has changed since": 1}

@@ -1,7 +1,7 @@
 """Review in FiftyOne: the dataset built from a scan, tags -> decisions, the real App in Chromium.
 
-FiftyOne runs against a throw-away database directory (never the user's) and everything it
-started is stopped when the module ends.
+FiftyOne runs against a throw-away database directory (never the user's; conftest.fiftyone_home)
+and everything it started is stopped when the session ends.
 """
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -27,28 +26,6 @@ from labelaudit.store import open_db, repo
 pytestmark = pytest.mark.review
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 NOSE, HAIR = 6, 10
-
-
-@pytest.fixture(scope="module")
-def fiftyone_home():
-    """A throw-away FiftyOne database for this module; everything FiftyOne started is stopped."""
-    if "fiftyone" in sys.modules:
-        pytest.fail("fiftyone was imported before the review tests chose its database directory")
-    keys = ("FIFTYONE_DATABASE_DIR", "FIFTYONE_DO_NOT_TRACK", "FIFTYONE_DATABASE_VALIDATION")
-    saved = {k: os.environ.get(k) for k in keys}
-    home = tempfile.mkdtemp(prefix="labelaudit-fo-")
-    os.environ.update(FIFTYONE_DATABASE_DIR=home, FIFTYONE_DO_NOT_TRACK="true",
-                      FIFTYONE_DATABASE_VALIDATION="false")
-    yield home
-    from labelaudit.review import stop_fiftyone
-
-    stop_fiftyone()
-    shutil.rmtree(home, ignore_errors=True)
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
 
 
 @pytest.fixture(scope="module")

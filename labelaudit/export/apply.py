@@ -38,6 +38,13 @@ class Applied:
     n_applied: int  # findings that had a mask to apply
 
 
+def pixel_changes(before: np.ndarray, after: np.ndarray) -> list[tuple[int, int, int]]:
+    """(class before, class after, pixels) for each pair of classes that changed, in order."""
+    diff = before != after
+    pairs, counts = np.unique(np.stack([before[diff], after[diff]]), axis=1, return_counts=True)
+    return [(int(a), int(b), int(n)) for (a, b), n in zip(pairs.T.tolist(), counts.tolist())]
+
+
 def apply_findings(label: np.ndarray, findings: Sequence[_Finding], teacher: np.ndarray | None = None) -> Applied:
     """`label` (H, W) uint8 with `findings` applied in order; `teacher` (H, W) uint8 or None.
 
@@ -54,9 +61,7 @@ def apply_findings(label: np.ndarray, findings: Sequence[_Finding], teacher: np.
         before = new[m]
         per_pixel = f.kind == "boundary" and teacher is not None and teacher.shape == label.shape
         after = teacher[m] if per_pixel else np.full(before.shape, f.suggested_class, np.uint8)
-        diff = before != after
-        for a, b in sorted(set(zip(before[diff].tolist(), after[diff].tolist()))):
-            changes.append(Change(f.id, int(((before == a) & (after == b)).sum()), a, b))
+        changes += [Change(f.id, n, a, b) for a, b, n in pixel_changes(before, after)]
         new[m] = after
         n_applied += 1
     return Applied(new, changes, n_applied)

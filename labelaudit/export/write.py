@@ -8,10 +8,14 @@ mask per present part; overlaps such as eyes over eyeglasses cannot be recovered
 so the regenerated parts do not overlap). Multi-file formats also get the merged
 `labels/<id>.png` for every image, which is what `train --labels DIR` reads.
 
-Beside the labels: `changes.csv` (image, finding, pixels, from, to) and `manifest.json` (sha256
-of every written file, source scan run, policy, findings applied). Which findings apply is
-`policy.select_findings`, how they change a map is `apply.apply_findings`; this module only reads
-and writes. The tree is built beside `out` and swapped in (labelaudit.files.atomic_folder); the
+An image with a hand correction in force (`labelaudit relabel`, the corrections table) gets the
+corrected map instead, and its findings are not applied; a correction drawn on a label file that
+has changed since is not applied (and counted).
+
+Beside the labels: `changes.csv` (image, finding, pixels, from, to, correction) and
+`manifest.json` (sha256 of every written file, source scan run, policy, findings and corrections
+applied). Which findings apply is `policy.select_findings`, how they change a map is
+`apply.apply_findings`; this module only reads and writes. The tree is built beside `out` and swapped in (labelaudit.files.atomic_folder); the
 source tree is never touched.
 """
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 from sqlalchemy import select
 
 from labelaudit.data import SPLITS, write_label
-from labelaudit.export.apply import apply_findings
+from labelaudit.export.apply import apply_findings, pixel_changes
 from labelaudit.export.policy import ACCEPT, RELABEL, Policy, parse_policy, select_findings
 from labelaudit.files import atomic_folder, copy_hashed, sha256_file
 from labelaudit.scan.layout import ScanMaps
@@ -48,6 +52,14 @@ class ExportResult:
     n_findings_applied: int
     n_pixels_changed: int
     not_applied: dict[str, int] = field(default_factory=dict)  # why -> decisions / findings
+    n_corrections_applied: int = 0
+
+
+@dataclass(frozen=True)
+class _Correction:
+    id: int
+    label: np.ndarray
+    base_sha256: str | None
 
 
 @dataclass
@@ -55,11 +67,13 @@ class _Tally:
     """What the export wrote so far: sha256 per relative path, change rows, counts."""
 
     written: dict[str, str] = field(default_factory=dict)
-    changes: list[tuple[str, int, int, str, str]] = field(default_factory=list)
+    # (image, finding id or "", pixels, from, to, correction id or "")
+    changes: list[tuple[str, int | str, int, str, str, int | str]] = field(default_factory=list)
     n_images: int = 0
     n_images_changed: int = 0
     n_findings_applied: int = 0
     n_pixels_changed: int = 0
+    corrections_applied: list[int] = field(default_factory=list)
     not_applied: dict[str, int] = field(default_factory=dict)
 
     def skip(self, why: str, n: int = 1) -> None:
@@ -72,15 +86,25 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-RELABEL_WHY = "relabel verdicts: need a hand correction"
+RELABEL_WHY = "relabel verdicts: need a hand correction (labelaudit relabel)"
 GONE_WHY = "findings on images no longer in the dataset"
 NO_MASK_WHY = "findings with no stored mask"
+CORRECTED_WHY = "findings on images corrected by hand (the correction is written instead)"
+STALE_WHY = "hand corrections drawn on a label file that has changed since"
 
 
-def _findings_to_apply(store: Store, run_id: int, policy: Policy, tally: _Tally) -> dict[int, list]:
+def _corrections(store: Store, image_ids: list[int]) -> dict[int, _Correction]:
+    with store.session() as s:
+        return {im: _Correction(c.id, c.label(), c.base_sha256)
+                for im, c in repo.corrections_for_images(s, image_ids).items()}
+
+
+def _findings_to_apply(store: Store, run_id: int, policy: Policy, tally: _Tally,
+                       corrected: set[int]) -> dict[int, list]:
     """{image id: findings to apply}, most suspicious first. Only the findings a policy can
     apply are read: those accepted (directly or through their image) and, for a threshold
-    policy, those scoring at or above it; not every finding of the run."""
+    policy, those scoring at or above it; not every finding of the run. Relabel verdicts on
+    images without a hand correction (`corrected`) are counted as not applied."""
     with store.session() as s:
         run = s.get(Run, run_id)
         dec = repo.decisions_for_run(s, run)
@@ -90,7 +114,9 @@ def _findings_to_apply(store: Store, run_id: int, policy: Policy, tally: _Tally)
             pool.update((f.id, f) for f in fs)
         if policy.threshold is not None:
             pool.update((f.id, f) for f in repo.iter_findings(s, run, policy.threshold))
-        tally.skip(RELABEL_WHY, sum(v == RELABEL for v in [*by_finding.values(), *by_image.values()]))
+        relabel = [f.image_id for f in repo.findings_by_id(s, [k for k, v in by_finding.items() if v == RELABEL])]
+        relabel += [k for k, v in by_image.items() if v == RELABEL]
+        tally.skip(RELABEL_WHY, sum(im not in corrected for im in relabel))
         ordered = sorted(pool.values(), key=lambda f: (-f.score, f.id))
         chosen = select_findings(ordered, by_finding, by_image, policy)
         for fs in chosen.values():
@@ -125,7 +151,8 @@ def export_labels(store: Store, out: str | Path, *, run_id: int | None = None,
     out = Path(out)
     _check_out(out, source.root, overwrite)
     tally = _Tally()
-    applied = _findings_to_apply(store, run_id, chosen_policy, tally)
+    corrections = _corrections(store, list(images.values()))
+    applied = _findings_to_apply(store, run_id, chosen_policy, tally, set(corrections))
     seen: set[int] = set()
     with atomic_folder(out) as tmp:
         for split in SPLITS:
@@ -133,9 +160,11 @@ def export_labels(store: Store, out: str | Path, *, run_id: int | None = None,
                 image_id = images.get(str(source.image_relpath(rec)))
                 fixes = applied.get(image_id, []) if image_id is not None else []
                 seen.add(image_id)
-                _export_record(source, rec, image_id, fixes, maps, tmp, tally)
+                _export_record(source, rec, image_id, fixes, maps, tmp, tally,
+                               corrections.get(image_id))
         tally.skip(GONE_WHY, sum(len(fs) for im, fs in applied.items() if im not in seen))
-        applied = {im: fs for im, fs in applied.items() if im in seen}
+        used = {im for im, c in corrections.items() if c.id in tally.corrections_applied}
+        applied = {im: fs for im, fs in applied.items() if im in seen and im not in used}
         _write_manifest(tmp, tally, source, run_id, policy, applied)
     with store.session() as s:
         repo.record_export(s, s.get(Run, run_id), out_dir=out.resolve(), policy=policy,
@@ -147,20 +176,44 @@ def export_labels(store: Store, out: str | Path, *, run_id: int | None = None,
     for why, n in tally.not_applied.items():
         log.info("not applied: %d %s", n, why)
     return ExportResult(out, run_id, policy, tally.n_images, tally.n_images_changed,
-                        tally.n_findings_applied, tally.n_pixels_changed, dict(tally.not_applied))
+                        tally.n_findings_applied, tally.n_pixels_changed, dict(tally.not_applied),
+                        len(tally.corrections_applied))
+
+
+def _usable(rec, label: np.ndarray, correction: _Correction) -> bool:
+    """A correction fits the label file as it is now (its frame; its hash, for one-file labels)."""
+    if correction.label.shape != label.shape:
+        return False
+    return rec.label_parts or correction.base_sha256 is None or \
+        sha256_file(rec.label_path) == correction.base_sha256
 
 
 def _export_record(source, rec, image_id: int | None, fixes: list, maps: ScanMaps, tmp: Path,
-                   tally: _Tally) -> None:
-    """One image's label files: corrected where findings apply, else copied byte for byte."""
+                   tally: _Tally, correction: _Correction | None = None) -> None:
+    """One image's label files: the hand correction in force, else corrected where findings
+    apply, else copied byte for byte."""
     tally.n_images += 1
-    label = source.load_label(rec) if (fixes or rec.label_parts) else None
-    if fixes:
+    label = source.load_label(rec) if (fixes or rec.label_parts or correction) else None
+    if correction is not None and not _usable(rec, label, correction):
+        tally.skip(STALE_WHY)
+        correction = None
+    if correction is not None:
+        tally.skip(CORRECTED_WHY, len(fixes))
+        names, rel_img = source.classes.names, str(source.image_relpath(rec))
+        tally.changes += [(rel_img, "", n, names[a], names[b], correction.id)
+                          for a, b, n in pixel_changes(label, correction.label)]
+        changed = int((correction.label != label).sum())
+        tally.n_pixels_changed += changed
+        tally.n_images_changed += int(changed > 0)
+        tally.corrections_applied.append(correction.id)
+        label = correction.label
+        _write_native(source, rec, label, tmp, tally.written)
+    elif fixes:
         teacher_path = maps.teacher(image_id)
         teacher = cv2.imread(str(teacher_path), cv2.IMREAD_UNCHANGED) if teacher_path.exists() else None
         result = apply_findings(label, fixes, teacher)
         names, rel_img = source.classes.names, str(source.image_relpath(rec))
-        tally.changes += [(rel_img, c.finding_id, c.pixels, names[c.before], names[c.after])
+        tally.changes += [(rel_img, c.finding_id, c.pixels, names[c.before], names[c.after], "")
                           for c in result.changes]
         changed = int((result.label != label).sum())
         tally.n_findings_applied += result.n_applied
@@ -180,7 +233,7 @@ def _export_record(source, rec, image_id: int | None, fixes: list, maps: ScanMap
 def _write_manifest(tmp: Path, tally: _Tally, source, run_id: int, policy: str, applied: dict) -> None:
     with open(tmp / "changes.csv", "w", newline="") as fh:  # tmp is swapped in whole
         w = csv.writer(fh)
-        w.writerow(["image", "finding", "pixels", "from", "to"])
+        w.writerow(["image", "finding", "pixels", "from", "to", "correction"])
         w.writerows(tally.changes)
     manifest = {
         "format": "labelaudit-export-v1", "source_root": str(source.root), "dataset_kind": source.kind,
@@ -188,6 +241,7 @@ def _write_manifest(tmp: Path, tally: _Tally, source, run_id: int, policy: str, 
         "n_images_changed": tally.n_images_changed, "n_findings_applied": tally.n_findings_applied,
         "n_pixels_changed": tally.n_pixels_changed,
         "findings_applied": sorted(f.id for fs in applied.values() for f in fs),
+        "corrections_applied": sorted(tally.corrections_applied),
         "not_applied": tally.not_applied,
         "files": dict(sorted(tally.written.items())),
         "changes_csv_sha256": sha256_file(tmp / "changes.csv"),

@@ -1,4 +1,5 @@
-"""The findings store (docs/design.md §5): datasets, runs, scores, findings, decisions, exports in SQL.
+"""The findings store (docs/design.md §5): datasets, runs, scores, findings, decisions,
+hand corrections and exports in SQL.
 
     store = open_db(default_db_url(run_dir))        # SQLite file or any SQLAlchemy URL
     with store.session() as s:
@@ -12,7 +13,7 @@ from __future__ import annotations
 from . import repo
 from .db import SchemaTooNewError, Store, StoreError, default_db_url, open_db
 from .migrations import CURRENT_VERSION
-from .models import Dataset, Decision, Export, Finding, Image, ImageScore, Run
+from .models import Correction, Dataset, Decision, Export, Finding, Image, ImageScore, Run
 from .rows import ConfusionPair, FindingRecord, ImageResult, ImageRow, finding_fingerprint
 from .repo import (
     RunDecisions, carry_decisions, confusion_pairs, decisions_for_run, exports_for_run,
@@ -23,7 +24,7 @@ from .repo import (
 from .rle import decode_mask, encode_mask
 
 __all__ = [
-    "CURRENT_VERSION", "ConfusionPair", "Dataset", "Decision", "Export", "Finding",
+    "CURRENT_VERSION", "ConfusionPair", "Correction", "Dataset", "Decision", "Export", "Finding",
     "FindingRecord", "Image", "ImageResult", "ImageRow", "ImageScore", "Run", "RunDecisions",
     "SchemaTooNewError", "Store", "StoreError", "carry_decisions", "confusion_pairs",
     "decisions_for_run", "decode_mask", "default_db_url", "encode_mask", "exports_for_run",

@@ -216,6 +216,24 @@ def _v5_pair_index(conn: Connection) -> None:
                       "(run_id, given_class, suggested_class, score)"))
 
 
+def _v6_corrections(conn: Connection) -> None:
+    """v6: hand corrections from an annotation tool (labelaudit.review.relabel)."""
+    pg = conn.dialect.name == "postgresql"
+    blob, stamp = ("BYTEA", "TIMESTAMP WITHOUT TIME ZONE") if pg else ("BLOB", "DATETIME")
+    conn.execute(text(
+        "CREATE TABLE corrections (id INTEGER NOT NULL, image_id INTEGER NOT NULL, run_id INTEGER, "
+        f"label_png {blob} NOT NULL, base_sha256 VARCHAR(64), pixels_changed INTEGER NOT NULL, "
+        f"source VARCHAR(16) NOT NULL, created_at {stamp} NOT NULL, note TEXT, "
+        "CONSTRAINT pk_corrections PRIMARY KEY (id), "
+        "CONSTRAINT ck_corrections_source CHECK (source IN ('labelstudio')), "
+        "CONSTRAINT ck_corrections_pixels_changed CHECK (pixels_changed >= 0), "
+        "CONSTRAINT fk_corrections_image_id_images FOREIGN KEY(image_id) REFERENCES images (id) "
+        "ON DELETE CASCADE, "
+        "CONSTRAINT fk_corrections_run_id_runs FOREIGN KEY(run_id) REFERENCES runs (id) "
+        "ON DELETE SET NULL)"))
+    conn.execute(text("CREATE INDEX ix_corrections_image_id ON corrections (image_id)"))
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -230,6 +248,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "findings.agreement, image_scores.learnt_pixels, store_meta (the store's id)",
               _v4_memorisation_and_id),
     Migration(5, "index of a confusion pair's findings by score", _v5_pair_index),
+    Migration(6, "corrections: label maps corrected by hand", _v6_corrections),
 )
 """Ordered steps; step ``k`` upgrades a version ``k-1`` database to version ``k``."""
 

@@ -1,6 +1,7 @@
 """Schema of the findings store (docs/design.md §5): SQLAlchemy 2 typed declarative models.
 
-Tables: datasets, images, runs, image_scores, findings, decisions, exports, schema_version.
+Tables: datasets, images, runs, image_scores, findings, decisions, corrections, exports,
+schema_version, store_meta.
 Enumerations are short strings guarded by CHECK constraints. Region masks are RLE text cropped to
 the finding's bbox (see ``rle.py``) or a PNG path, never dense arrays. Times are stored in UTC and
 returned timezone-aware.
@@ -15,18 +16,19 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import (
-    JSON, CheckConstraint, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String,
-    Table, Text, TypeDecorator, UniqueConstraint,
+    JSON, CheckConstraint, Column, DateTime, Float, ForeignKey, Index, Integer, LargeBinary,
+    MetaData, String, Table, Text, TypeDecorator, UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from .rle import decode_mask
+from .rle import decode_label_png, decode_mask
 
 RUN_KINDS = ("train", "scan", "export")
 RUN_STATUSES = ("running", "done", "failed", "interrupted")
 FINDING_KINDS = ("flip", "missing", "spurious", "boundary")
 VERDICTS = ("accept", "reject", "relabel")
 DECISION_SOURCES = ("cli", "fiftyone")
+CORRECTION_SOURCES = ("labelstudio",)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -268,6 +270,38 @@ class Decision(Base):
         CheckConstraint(_in("source", DECISION_SOURCES), name="source"),
         CheckConstraint("finding_id IS NULL OR image_id IS NULL", name="one_target"),
     )
+
+
+class Correction(Base):
+    """v6: a label map corrected by hand in an annotation tool (a `relabel` verdict's answer).
+
+    The whole corrected map of one image, in the label frame, as an index PNG (``label_png``);
+    ``base_sha256`` is the label file it was drawn on (``Image.label_sha256`` then), so an
+    export can tell a correction made on a label that has changed since. The latest per image
+    is the one in force; an export writes it in place of the image's label.
+    """
+
+    __tablename__ = "corrections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[int | None] = mapped_column(  # the scan whose relabel verdict asked for it
+        ForeignKey("runs.id", ondelete="SET NULL"), nullable=True)
+    label_png: Mapped[bytes] = mapped_column(LargeBinary)
+    base_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    pixels_changed: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        CheckConstraint(_in("source", CORRECTION_SOURCES), name="source"),
+        CheckConstraint("pixels_changed >= 0", name="pixels_changed"),
+    )
+
+    def label(self) -> np.ndarray:
+        """The corrected (H, W) uint8 label map."""
+        return decode_label_png(self.label_png)
 
 
 class Export(Base):

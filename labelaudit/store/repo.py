@@ -28,11 +28,11 @@ from sqlalchemy.orm import Session, joinedload
 
 from .db import json_dumps
 from .models import (
-    DECISION_SOURCES, FINDING_KINDS, RUN_KINDS, RUN_STATUSES, VERDICTS, Dataset, Decision, Export,
-    Finding, Image, ImageScore, Run, utcnow,
+    CORRECTION_SOURCES, DECISION_SOURCES, FINDING_KINDS, RUN_KINDS, RUN_STATUSES, VERDICTS,
+    Correction, Dataset, Decision, Export, Finding, Image, ImageScore, Run, utcnow,
 )
 from .rows import ConfusionPair, FindingRecord, ImageResult, ImageRow, finding_fingerprint
-from .rle import encode_mask
+from .rle import encode_label_png, encode_mask
 
 log = logging.getLogger(__name__)
 
@@ -392,6 +392,12 @@ def findings_for_images(session: Session, run: Run, image_ids: Sequence[int]) ->
     return out
 
 
+def images_by_id(session: Session, ids: Sequence[int]) -> list[Image]:
+    """The images with these ids (unknown ids skipped), in no particular order."""
+    ids = list(dict.fromkeys(ids))
+    return [im for chunk in _chunks(ids) for im in session.scalars(select(Image).where(Image.id.in_(chunk)))]
+
+
 def findings_by_id(session: Session, ids: Sequence[int]) -> list[Finding]:
     """The findings with these ids (unknown ids skipped), in no particular order."""
     ids = list(dict.fromkeys(ids))
@@ -610,6 +616,39 @@ def carry_decisions(session: Session, old_run: Run | None, new_run: Run) -> int:
     return total
 
 
+# --------------------------------------------------------------------------- corrections
+
+
+def record_correction(
+    session: Session, *, image_id: int, label: np.ndarray, pixels_changed: int, source: str,
+    run_id: int | None = None, note: str | None = None,
+) -> Correction:
+    """Record an image's label map as corrected by hand (the latest per image is in force).
+
+    ``base_sha256`` is taken from the image's row: the label file the correction was drawn on.
+    """
+    _check_choice("correction source", source, CORRECTION_SOURCES)
+    with _transaction(session):
+        image = session.get(Image, image_id)
+        if image is None:
+            raise ValueError(f"record_correction: no image with id {image_id}")
+        c = Correction(image_id=image_id, run_id=run_id, label_png=encode_label_png(label),
+                       base_sha256=image.label_sha256, pixels_changed=int(pixels_changed),
+                       source=source, note=note, created_at=utcnow())
+        session.add(c)
+    return c
+
+
+def corrections_for_images(session: Session, image_ids: Sequence[int]) -> dict[int, Correction]:
+    """The correction in force (latest) per image, for the images that have one."""
+    out: dict[int, Correction] = {}
+    for chunk in _chunks(sorted(set(image_ids))):
+        for c in session.scalars(select(Correction).where(Correction.image_id.in_(chunk))
+                                 .order_by(Correction.created_at, Correction.id)):
+            out[c.image_id] = c  # later rows win
+    return out
+
+
 # --------------------------------------------------------------------------- exports
 
 
@@ -633,9 +672,9 @@ def exports_for_run(session: Session, run: Run) -> list[Export]:
 
 
 __all__ = [
-    "CARRY_MIN_IOU", "RunDecisions", "carry_decisions", "confusion_pairs", "decisions_for_run",
-    "exports_for_run", "finding_fingerprint", "findings_by_id", "findings_for_image",
-    "findings_for_images", "finish_run", "get_or_create_dataset", "iter_findings", "latest_run",
-    "pair_findings", "record_decision", "record_export", "region_iou", "scored_image_ids", "start_run", "top_images", "upsert_images",
+    "CARRY_MIN_IOU", "RunDecisions", "carry_decisions", "confusion_pairs", "corrections_for_images",
+    "decisions_for_run", "exports_for_run", "finding_fingerprint", "findings_by_id", "findings_for_image",
+    "findings_for_images", "finish_run", "get_or_create_dataset", "images_by_id", "iter_findings", "latest_run",
+    "pair_findings", "record_correction", "record_decision", "record_export", "region_iou", "scored_image_ids", "start_run", "top_images", "upsert_images",
     "write_scan_batch",
 ]

@@ -9,9 +9,12 @@ bbox height and width, because findings keep their mask cropped to the bbox). Ex
      [1, 0, 0]]  ->  "1 3 2"
 
 The counts of one string always sum to H*W, which ``decode_mask`` checks.
+
+A whole label map (a hand correction) is kept as index-PNG bytes instead: ``encode_label_png``.
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 
@@ -46,3 +49,22 @@ def decode_mask(rle: str, shape: tuple[int, int]) -> np.ndarray:
     values = np.zeros(counts.size, dtype=bool)
     values[1::2] = True
     return np.repeat(values, counts).reshape(h, w)
+
+
+def encode_label_png(label: np.ndarray) -> bytes:
+    """A (H, W) uint8 label map as lossless PNG bytes (a few hundred bytes for a face)."""
+    label = np.asarray(label)
+    if label.ndim != 2 or label.dtype != np.uint8:
+        raise ValueError(f"encode_label_png expects a (H, W) uint8 map, got {label.dtype} {label.shape}")
+    ok, buf = cv2.imencode(".png", label)
+    if not ok:
+        raise ValueError("encode_label_png: PNG encoding failed")
+    return buf.tobytes()
+
+
+def decode_label_png(data: bytes) -> np.ndarray:
+    """The (H, W) uint8 map of ``encode_label_png``."""
+    label = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if label is None or label.ndim != 2:
+        raise ValueError("decode_label_png: not a single-channel PNG")
+    return label
