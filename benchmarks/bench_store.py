@@ -4,6 +4,7 @@ throwaway PostgreSQL server (tests/pgserver.py), written the way the scan writes
 
     python benchmarks/bench_store.py --n 100000          # both backends
     python benchmarks/bench_store.py --n 10000 --backends sqlite
+    python benchmarks/bench_store.py --n 100000 --files --backends postgres   # one backend a process
 
 Reports the insert rate (images/s through `repo.write_scan_batch`, 64 images per transaction as
 a scan batch), the database size per image, and the time of what review / export / report ask:
@@ -201,7 +202,8 @@ def main() -> None:
                     return int(v)
                 results[backend] = bench(url, a.n, size, tree, a.work, backend)
         print(json.dumps({backend: results[backend]}), flush=True)
-    (a.work / f"bench_store_{a.n}.json").write_text(json.dumps(results, indent=1) + "\n")
+    name = f"bench_store_{a.n}{'_files' if a.files else ''}_{'_'.join(results)}.json"
+    (a.work / name).write_text(json.dumps(results, indent=1) + "\n")
     keys = list(next(iter(results.values())))
     print("| measure | " + " | ".join(results) + " |")
     print("|---|" + "---|" * len(results))

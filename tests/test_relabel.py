@@ -57,7 +57,11 @@ def test_a_correction_made_in_label_studio_comes_back_and_is_exported(fiftyone_h
     ls = ["--db", db, "--url", label_studio.url, "--api-key", label_studio.token]
     assert runner.invoke(app, ["decide", str(top.id), "--relabel", "--db", db]).exit_code == 0
 
-    sent = runner.invoke(app, ["relabel", *ls])
+    down = runner.invoke(app, ["relabel", "--db", db, "--url", "http://127.0.0.1:9", "--api-key", "x"])
+    assert down.exit_code == 2 and "error: Label Studio at http://127.0.0.1:9" in down.output
+    bad_key = runner.invoke(app, ["relabel", "--db", db, "--url", label_studio.url, "--api-key", "x"])
+    assert bad_key.exit_code == 2 and f"error: Label Studio at {label_studio.url}" in bad_key.output
+    sent = runner.invoke(app, ["relabel", *ls])  # the failed tries sent nothing: all goes now
     assert sent.exit_code == 0, sent.output
     project = int(re.search(r"/projects/(\d+)", sent.output).group(1))
     assert "sent 1 images" in sent.output

@@ -13,7 +13,8 @@ a label map by `corrected_label` and recorded in the store's corrections table.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,6 +83,16 @@ def corrected_label(given: np.ndarray, regions: Sequence[tuple[int, np.ndarray]]
     return new
 
 
+@contextmanager
+def _reaching(url: str) -> Iterator[None]:
+    """Label Studio unreachable or refusing the token: one error naming the server (requests'
+    errors are OSErrors)."""
+    try:
+        yield
+    except OSError as e:
+        raise ValueError(f"Label Studio at {url}: {e}") from e
+
+
 def _dataset(store: Store, run_id: int, name: str | None):
     import fiftyone as fo
 
@@ -129,9 +140,16 @@ def send_for_relabel(store: Store, run_id: int | None = None, *, url: str, api_k
         return Sent(ds.name, None, 0)
     ids = ds.add_samples(samples)
     key = f"relabel_{len(ds.list_annotation_runs()) + 1}"
-    results = ds.select(ids).annotate(
-        key, backend="labelstudio", label_field=GIVEN_FIELD, label_type="instances",
-        classes=names[1:], url=url, api_key=api_key, project_name=f"{ds.name} {key}")
+    try:
+        with _reaching(url):
+            results = ds.select(ids).annotate(
+                key, backend="labelstudio", label_field=GIVEN_FIELD, label_type="instances",
+                classes=names[1:], url=url, api_key=api_key, project_name=f"{ds.name} {key}")
+    except BaseException:
+        ds.delete_samples(ids)  # not sent: the next `relabel` sends them
+        if key in ds.list_annotation_runs():
+            ds.delete_annotation_run(key)
+        raise
     log.info("sent %d images to Label Studio project %s (%s)", len(ids), results.project_id, key)
     return Sent(ds.name, key, len(ids), int(results.project_id))
 
@@ -150,9 +168,10 @@ def pull_corrections(store: Store, run_id: int | None = None, *, url: str, api_k
     ds = _dataset(store, run_id, name)
     if ds.has_sample_field(EDITED_FIELD):
         ds.delete_sample_field(EDITED_FIELD)  # what comes back replaces the previous pull
-    for key in ds.list_annotation_runs():
-        ds.load_annotations(key, dest_field=EDITED_FIELD, unexpected="ignore", url=url,
-                            api_key=api_key)
+    with _reaching(url):
+        for key in ds.list_annotation_runs():
+            ds.load_annotations(key, dest_field=EDITED_FIELD, unexpected="ignore", url=url,
+                                api_key=api_key)
     with store.session() as s:
         run = s.get(Run, run_id)
         names = list(run.dataset.class_names)
