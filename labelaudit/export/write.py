@@ -15,8 +15,8 @@ has changed since is not applied (and counted).
 Beside the labels: `changes.csv` (image, finding, pixels, from, to, correction) and
 `manifest.json` (sha256 of every written file, source scan run, policy, findings and corrections
 applied). Which findings apply is `policy.select_findings`, how they change a map is
-`apply.apply_findings`; this module only reads and writes. The tree is built beside `out` and swapped in (labelaudit.files.atomic_folder); the
-source tree is never touched.
+`apply.apply_findings`; this module only reads and writes. The tree is built beside `out` and
+swapped in (labelaudit.files.atomic_folder); the source tree is never touched.
 """
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ from labelaudit.export.policy import ACCEPT, RELABEL, Policy, parse_policy, sele
 from labelaudit.files import atomic_folder, copy_hashed, sha256_file
 from labelaudit.scan.layout import ScanMaps
 from labelaudit.store import Image, ImageScore, Run, Store, repo
+from labelaudit.store.rle import decode_label_png
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,11 @@ class ExportResult:
 @dataclass(frozen=True)
 class _Correction:
     id: int
-    label: np.ndarray
+    png: bytes  # decoded when its image is written: memory stays flat however many there are
     base_sha256: str | None
+
+    def label(self) -> np.ndarray:
+        return decode_label_png(self.png)
 
 
 @dataclass
@@ -95,7 +99,7 @@ STALE_WHY = "hand corrections drawn on a label file that has changed since"
 
 def _corrections(store: Store, image_ids: list[int]) -> dict[int, _Correction]:
     with store.session() as s:
-        return {im: _Correction(c.id, c.label(), c.base_sha256)
+        return {im: _Correction(c.id, c.label_png, c.base_sha256)
                 for im, c in repo.corrections_for_images(s, image_ids).items()}
 
 
@@ -163,7 +167,8 @@ def export_labels(store: Store, out: str | Path, *, run_id: int | None = None,
                 _export_record(source, rec, image_id, fixes, maps, tmp, tally,
                                corrections.get(image_id))
         tally.skip(GONE_WHY, sum(len(fs) for im, fs in applied.items() if im not in seen))
-        used = {im for im, c in corrections.items() if c.id in tally.corrections_applied}
+        done = set(tally.corrections_applied)
+        used = {im for im, c in corrections.items() if c.id in done}
         applied = {im: fs for im, fs in applied.items() if im in seen and im not in used}
         _write_manifest(tmp, tally, source, run_id, policy, applied)
     with store.session() as s:
@@ -180,9 +185,9 @@ def export_labels(store: Store, out: str | Path, *, run_id: int | None = None,
                         len(tally.corrections_applied))
 
 
-def _usable(rec, label: np.ndarray, correction: _Correction) -> bool:
+def _usable(rec, label: np.ndarray, corrected: np.ndarray, correction: _Correction) -> bool:
     """A correction fits the label file as it is now (its frame; its hash, for one-file labels)."""
-    if correction.label.shape != label.shape:
+    if corrected.shape != label.shape:
         return False
     return rec.label_parts or correction.base_sha256 is None or \
         sha256_file(rec.label_path) == correction.base_sha256
@@ -194,19 +199,20 @@ def _export_record(source, rec, image_id: int | None, fixes: list, maps: ScanMap
     apply, else copied byte for byte."""
     tally.n_images += 1
     label = source.load_label(rec) if (fixes or rec.label_parts or correction) else None
-    if correction is not None and not _usable(rec, label, correction):
+    corrected = correction.label() if correction is not None else None
+    if correction is not None and not _usable(rec, label, corrected, correction):
         tally.skip(STALE_WHY)
         correction = None
     if correction is not None:
         tally.skip(CORRECTED_WHY, len(fixes))
         names, rel_img = source.classes.names, str(source.image_relpath(rec))
         tally.changes += [(rel_img, "", n, names[a], names[b], correction.id)
-                          for a, b, n in pixel_changes(label, correction.label)]
-        changed = int((correction.label != label).sum())
+                          for a, b, n in pixel_changes(label, corrected)]
+        changed = int((corrected != label).sum())
         tally.n_pixels_changed += changed
         tally.n_images_changed += int(changed > 0)
         tally.corrections_applied.append(correction.id)
-        label = correction.label
+        label = corrected
         _write_native(source, rec, label, tmp, tally.written)
     elif fixes:
         teacher_path = maps.teacher(image_id)
