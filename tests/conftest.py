@@ -62,9 +62,10 @@ def fiftyone_home():
             os.environ[k] = v
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def label_studio():
-    """One Label Studio server for the session (tests/lsserver.py): (url, API token)."""
+    """A Label Studio server for one test module (tests/lsserver.py): .url, .token. Not kept
+    for the session: its development server polls the source files and takes CPU while idle."""
     from lsserver import LabelStudioServer
 
     with LabelStudioServer() as server:

@@ -101,3 +101,32 @@ def test_a_correction_made_in_label_studio_comes_back_and_is_exported(fiftyone_h
     assert exported.exit_code == 0, exported.output
     assert "1 hand corrections applied" in exported.output
     assert np.array_equal(read_label(out / "train" / "labels" / f"{stem}.png"), clean)
+
+
+@pytest.mark.review
+@pytest.mark.slow
+def test_celebamask_images_go_to_label_studio_at_their_labels_size(fiftyone_home, label_studio,
+                                                                   tmp_path):
+    """CelebAMask-HQ's images are twice their labels' size: Label Studio gets the image resized
+    to the label frame, so an untouched label comes back exactly as given (no correction)."""
+    from labelaudit.data.synthetic import generate
+
+    root = tmp_path / "data"
+    generate(root, format="celebamask", n=12, size=64, noise_rate=0.0, seed=5, progress=False)
+    run = make_run(tmp_path / "run", root)
+    db = str(tmp_path / "c.db")
+    res = run_scan(ScanOptions(run_dir=run, db_url=db, progress=False, scorer="rules"),
+                   predict=oracle_predictor(root))
+    with open_db(db) as store, store.session() as s:
+        image = repo.top_images(s, s.get(repo.Run, res.run_id), 1)[0].image_id
+        repo.record_decision(s, image_id=image, verdict="relabel", source="cli")
+    ls = ["--db", db, "--url", label_studio.url, "--api-key", label_studio.token]
+    sent = runner.invoke(app, ["relabel", *ls])
+    assert sent.exit_code == 0 and "sent 1 images" in sent.output, sent.output
+    project = int(re.search(r"/projects/(\d+)", sent.output).group(1))
+    tasks = label_studio.get("/api/tasks", project=project, fields="all")
+    tasks = tasks["tasks"] if isinstance(tasks, dict) else tasks
+    layer = tasks[0]["predictions"][0]["result"][0]
+    assert (layer["original_width"], layer["original_height"]) == (64, 64)  # images are 128 px
+    pulled = runner.invoke(app, ["relabel", "--pull", *ls])
+    assert "0 corrections recorded (1 labels came back unchanged" in pulled.output, pulled.output

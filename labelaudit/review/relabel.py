@@ -16,11 +16,15 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
+import cv2
 import numpy as np
 
 from labelaudit.data import SPLITS
+from labelaudit.files import write_bytes_atomic
 from labelaudit.review.sync import check_store
+from labelaudit.scan.layout import ScanMaps
 from labelaudit.scan.summary import resolve_scan_run
 from labelaudit.store import Run, Store, repo
 from labelaudit.store.models import VERDICTS
@@ -123,6 +127,7 @@ def send_for_relabel(store: Store, run_id: int | None = None, *, url: str, api_k
         queue = relabel_queue(s, run)
         rel_of = {im.id: im.image_relpath for im in repo.images_by_id(s, queue)}
         source, by_rel = _records(run)
+        maps = ScanMaps.of(run)
     ds = _dataset(store, run_id, name)
     sent = set(ds.distinct("image_id")) if len(ds) else set()
     targets = {i: n for i, n in enumerate(names) if i}
@@ -132,10 +137,11 @@ def send_for_relabel(store: Store, run_id: int | None = None, *, url: str, api_k
         if rec is None:
             log.warning("%s: no longer in the dataset, not sent", rel_of[image_id])
             continue
-        parts = fo.Segmentation(mask=source.load_label(rec)).to_detections(
-            mask_targets=targets, mask_types="stuff")
-        samples.append(fo.Sample(filepath=str(rec.image_path), image_id=int(image_id),
-                                 scan_run_id=run_id, **{GIVEN_FIELD: parts}))
+        label = source.load_label(rec)
+        parts = fo.Segmentation(mask=label).to_detections(mask_targets=targets, mask_types="stuff")
+        samples.append(fo.Sample(filepath=str(_in_label_frame(rec.image_path, label.shape,
+                                                              maps.relabel_image(image_id))),
+                                 image_id=int(image_id), scan_run_id=run_id, **{GIVEN_FIELD: parts}))
     if not samples:
         return Sent(ds.name, None, 0)
     ids = ds.add_samples(samples)
@@ -196,6 +202,25 @@ def pull_corrections(store: Store, run_id: int | None = None, *, url: str, api_k
             corrected += 1
     log.info("%s: %d corrections recorded, %d labels came back unchanged", name, corrected, unchanged)
     return Pulled(ds.name, len(ds), corrected, unchanged)
+
+
+def _in_label_frame(image: Path, shape: tuple[int, int], cache: Path) -> Path:
+    """The image itself when it has its label's size, else a copy resized to it (CelebAMask-HQ:
+    1024 px images, 512 px labels): Label Studio's brush layers then match the label pixel for
+    pixel, with no rescaling on the way there or back."""
+    from PIL import Image as PILImage
+
+    with PILImage.open(image) as im:
+        if im.size == (shape[1], shape[0]):
+            return image
+    if not cache.exists():
+        pixels = cv2.imread(str(image), cv2.IMREAD_COLOR)
+        if pixels is None:
+            raise ValueError(f"{image}: not a readable image")
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(cache, cv2.imencode(".png", cv2.resize(
+            pixels, (shape[1], shape[0]), interpolation=cv2.INTER_AREA))[1].tobytes())
+    return cache
 
 
 def _regions(detections, names: list[str], shape: tuple[int, int]) -> list[tuple[int, np.ndarray]]:

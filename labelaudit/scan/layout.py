@@ -4,6 +4,8 @@
     <run_dir>/scans/<scan run id>/suspicion/<image id>.png   1 - self-confidence, 0..255
     <run_dir>/scans/<scan run id>/given/<image id>.png       the given label as one index PNG
                                                              (written by the review)
+    <run_dir>/scans/<scan run id>/relabel/<image id>.png     the image at its label's size, for
+                                                             Label Studio (written by relabel)
 
 `run_dir` is the training run the scan used; the scan stores it (absolute) in its config.
 """
@@ -35,6 +37,9 @@ class ScanMaps:
 
     def given(self, image_id: int) -> Path:
         return self.root / "given" / f"{image_id}.png"
+
+    def relabel_image(self, image_id: int) -> Path:
+        return self.root / "relabel" / f"{image_id}.png"
 
     def create(self) -> ScanMaps:
         for sub in ("teacher", "suspicion"):
