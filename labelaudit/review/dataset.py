@@ -5,7 +5,7 @@ import logging
 from pathlib import Path
 
 from labelaudit.data import SPLITS
-from labelaudit.review.sync import VERDICT_TAGS, check_store
+from labelaudit.review.sync import VERDICT_TAGS, bound_dataset
 from labelaudit.scan.layout import ScanMaps
 from labelaudit.scan.summary import resolve_scan_run
 from labelaudit.store import Run, Store, repo
@@ -50,10 +50,7 @@ def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | 
     name = name or dataset_name(run_id, store.store_id)
     if overwrite and fo.dataset_exists(name):
         fo.delete_dataset(name)
-    ds = fo.load_dataset(name) if fo.dataset_exists(name) else fo.Dataset(name, persistent=True)
-    check_store(ds, store)
-    ds.info["store_id"], ds.info["store"] = store.store_id, store.location
-    ds.save()
+    ds = bound_dataset(name, store)
     with store.session() as s:
         run = s.get(Run, run_id)
         names = list(run.dataset.class_names)

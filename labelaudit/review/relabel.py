@@ -23,7 +23,7 @@ import numpy as np
 
 from labelaudit.data import SPLITS
 from labelaudit.files import write_bytes_atomic
-from labelaudit.review.sync import check_store
+from labelaudit.review.sync import bound_dataset
 from labelaudit.scan.layout import ScanMaps
 from labelaudit.scan.summary import resolve_scan_run
 from labelaudit.store import Run, Store, repo
@@ -97,17 +97,6 @@ def _reaching(url: str) -> Iterator[None]:
         raise ValueError(f"Label Studio at {url}: {e}") from e
 
 
-def _dataset(store: Store, run_id: int, name: str | None):
-    import fiftyone as fo
-
-    name = name or relabel_dataset_name(run_id, store.store_id)
-    ds = fo.load_dataset(name) if fo.dataset_exists(name) else fo.Dataset(name, persistent=True)
-    check_store(ds, store)
-    ds.info["store_id"], ds.info["store"] = store.store_id, store.location
-    ds.save()
-    return ds
-
-
 def _records(run: Run):
     """(the dataset source of a scan, {image relpath: record})."""
     source = repo.open_dataset_source(run.dataset)
@@ -128,7 +117,7 @@ def send_for_relabel(store: Store, run_id: int | None = None, *, url: str, api_k
         rel_of = {im.id: im.image_relpath for im in repo.images_by_id(s, queue)}
         source, by_rel = _records(run)
         maps = ScanMaps.of(run)
-    ds = _dataset(store, run_id, name)
+    ds = bound_dataset(name or relabel_dataset_name(run_id, store.store_id), store)
     sent = set(ds.distinct("image_id")) if len(ds) else set()
     targets = {i: n for i, n in enumerate(names) if i}
     samples = []
@@ -171,7 +160,7 @@ def pull_corrections(store: Store, run_id: int | None = None, *, url: str, api_k
     if not fo.dataset_exists(name):
         raise LookupError(f"nothing was sent for relabelling from scan run {run_id} "
                           f"(no FiftyOne dataset {name!r}): run `labelaudit relabel` first")
-    ds = _dataset(store, run_id, name)
+    ds = bound_dataset(name, store)
     if ds.has_sample_field(EDITED_FIELD):
         ds.delete_sample_field(EDITED_FIELD)  # what comes back replaces the previous pull
     with _reaching(url):

@@ -35,6 +35,18 @@ def check_store(dataset, store: Store) -> None:
                          "that --db, or give this review another --name")
 
 
+def bound_dataset(name: str, store: Store):
+    """The persistent FiftyOne dataset `name` (created if missing), bound to `store`: one made
+    from another store is refused (check_store)."""
+    import fiftyone as fo
+
+    ds = fo.load_dataset(name) if fo.dataset_exists(name) else fo.Dataset(name, persistent=True)
+    check_store(ds, store)
+    ds.info["store_id"], ds.info["store"] = store.store_id, store.location
+    ds.save()
+    return ds
+
+
 def sync_decisions(store: Store, dataset) -> int:
     """Record every verdict tag (on finding detections and on samples) not yet in force.
 
