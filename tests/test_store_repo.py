@@ -170,6 +170,19 @@ def test_write_scan_batch_is_idempotent_and_resumable(s, tmp_path):
     assert repo.scored_image_ids(s, other) == set()
 
 
+def test_a_batch_records_the_label_frame_of_images_that_have_none(s, tmp_path):
+    ds = repo.get_or_create_dataset(s, "lapa", tmp_path / "LaPa", CLASSES)
+    ids = repo.upsert_images(s, ds, [ImageRow("train", "train/images/a.jpg", "train/labels/a.png"),
+                                     ImageRow("train", "train/images/b.jpg", "train/labels/b.png",
+                                              None, 64, 48)])
+    a, b = ids["train/images/a.jpg"], ids["train/images/b.jpg"]
+    run = repo.start_run(s, "scan", ds, {}, seed=0)
+    repo.write_scan_batch(s, run, _results([a, b], [0.2, 0.4]), frames={a: (30, 40), b: (10, 20)})
+    s.expire_all()
+    assert (s.get(Image, a).height, s.get(Image, a).width) == (30, 40)
+    assert (s.get(Image, b).height, s.get(Image, b).width) == (48, 64)  # kept: it had one
+
+
 def test_a_batch_is_one_transaction(s, tmp_path):
     ds, ids = _dataset(s, tmp_path, n=2)
     run = repo.start_run(s, "scan", ds, {}, seed=0)

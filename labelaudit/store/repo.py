@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from .db import json_dumps
@@ -291,10 +291,12 @@ def write_scan_batch(
         if progress is not None:
             row = session.get(Run, run.id, with_for_update=True, populate_existing=True)
             row.progress = progress(dict(row.progress or {}))
-        for image_id, (h, w) in (frames or {}).items():
-            row = session.get(Image, image_id)
-            if row is not None and row.width is None:
-                row.height, row.width = int(h), int(w)
+        if frames:  # one statement for the batch, not a SELECT per image
+            session.execute(
+                update(Image.__table__).where(Image.__table__.c.id == bindparam("iid"),
+                                              Image.__table__.c.width.is_(None))
+                .values(height=bindparam("h"), width=bindparam("w")),
+                [{"iid": int(i), "h": int(h), "w": int(w)} for i, (h, w) in frames.items()])
         done = set()
         for chunk in _chunks(ids):
             done.update(session.scalars(select(ImageScore.image_id).where(
