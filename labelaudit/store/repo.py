@@ -674,9 +674,10 @@ def exports_for_run(session: Session, run: Run) -> list[Export]:
 
 
 __all__ = [
-    "CARRY_MIN_IOU", "RunDecisions", "carry_decisions", "confusion_pairs", "corrections_for_images",
-    "decisions_for_run", "exports_for_run", "finding_fingerprint", "findings_by_id", "findings_for_image",
-    "findings_for_images", "finish_run", "get_or_create_dataset", "images_by_id", "iter_findings", "latest_run",
-    "pair_findings", "record_correction", "record_decision", "record_export", "region_iou", "scored_image_ids", "start_run", "top_images", "upsert_images",
-    "write_scan_batch",
+    "CARRY_MIN_IOU", "RunDecisions", "carry_decisions", "confusion_pairs",
+    "corrections_for_images", "decisions_for_run", "exports_for_run", "finding_fingerprint",
+    "findings_by_id", "findings_for_image", "findings_for_images", "finish_run",
+    "get_or_create_dataset", "images_by_id", "iter_findings", "latest_run", "pair_findings",
+    "record_correction", "record_decision", "record_export", "region_iou", "scored_image_ids",
+    "start_run", "top_images", "upsert_images", "write_scan_batch",
 ]
