@@ -1,4 +1,6 @@
-"""Test-wide settings: caches go to a temporary folder, never to the user's ~/.cache."""
+"""Test-wide settings and shared servers: caches go to a temporary folder, never to the user's
+~/.cache; one PostgreSQL server and one throw-away FiftyOne database per session; a Label Studio
+server per test module that asks for one."""
 from __future__ import annotations
 
 import os
