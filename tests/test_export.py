@@ -269,4 +269,5 @@ def test_a_correction_drawn_on_a_label_that_changed_since_is_not_applied(scanned
     res = export_labels(store, tmp_path / "fixed")
     assert res.n_corrections_applied == 0
     assert np.array_equal(read_label(tmp_path / "fixed" / "train" / "labels" / f"{flipped}.png"), edited)
-    assert res.not_applied == {"hand corrections drawn on a label file that has changed since": 1}
+    assert res.not_applied == {"hand corrections drawn on a label file that has changed since": 1,
+                               "relabel verdicts: need a hand correction (labelaudit relabel)": 1}

@@ -155,7 +155,7 @@ def export_labels(store: Store, out: str | Path, *, run_id: int | None = None,
     out = Path(out)
     _check_out(out, source.root, overwrite)
     tally = _Tally()
-    corrections = _corrections(store, list(images.values()))
+    corrections = _usable_corrections(source, images, _corrections(store, list(images.values())), tally)
     applied = _findings_to_apply(store, run_id, chosen_policy, tally, set(corrections))
     seen: set[int] = set()
     with atomic_folder(out) as tmp:
@@ -185,48 +185,54 @@ def export_labels(store: Store, out: str | Path, *, run_id: int | None = None,
                         len(tally.corrections_applied))
 
 
-def _usable(rec, label: np.ndarray, corrected: np.ndarray, correction: _Correction) -> bool:
-    """A correction fits the label file as it is now (its frame; its hash, for one-file labels)."""
-    if corrected.shape != label.shape:
-        return False
-    return rec.label_parts or correction.base_sha256 is None or \
-        sha256_file(rec.label_path) == correction.base_sha256
+def _usable_corrections(source, images: dict[str, int], corrections: dict[int, _Correction],
+                        tally: _Tally) -> dict[int, _Correction]:
+    """The corrections that fit their label file as it is now (its frame; its sha256, for
+    one-file labels); the others are counted as not applied (their relabel verdicts then wait
+    for a new correction). Corrections of images no longer in the dataset are left out."""
+    if not corrections:
+        return {}
+    by_id = {images[str(source.image_relpath(r))]: r for sp in SPLITS for r in source.records(sp)
+             if images.get(str(source.image_relpath(r))) in corrections}
+    usable = {}
+    for image_id, rec in by_id.items():
+        c = corrections[image_id]
+        fits = c.label().shape == source.load_label(rec).shape and (
+            bool(rec.label_parts) or c.base_sha256 is None or sha256_file(rec.label_path) == c.base_sha256)
+        if fits:
+            usable[image_id] = c
+        else:
+            tally.skip(STALE_WHY)
+    return usable
 
 
 def _export_record(source, rec, image_id: int | None, fixes: list, maps: ScanMaps, tmp: Path,
                    tally: _Tally, correction: _Correction | None = None) -> None:
-    """One image's label files: the hand correction in force, else corrected where findings
-    apply, else copied byte for byte."""
+    """One image's label files: the (usable) hand correction in force, else corrected where
+    findings apply, else copied byte for byte."""
     tally.n_images += 1
     label = source.load_label(rec) if (fixes or rec.label_parts or correction) else None
-    corrected = correction.label() if correction is not None else None
-    if correction is not None and not _usable(rec, label, corrected, correction):
-        tally.skip(STALE_WHY)
-        correction = None
-    if correction is not None:
-        tally.skip(CORRECTED_WHY, len(fixes))
+    if correction is not None or fixes:
         names, rel_img = source.classes.names, str(source.image_relpath(rec))
-        tally.changes += [(rel_img, "", n, names[a], names[b], correction.id)
-                          for a, b, n in pixel_changes(label, corrected)]
-        changed = int((corrected != label).sum())
+        if correction is not None:
+            new = correction.label()
+            tally.skip(CORRECTED_WHY, len(fixes))
+            tally.changes += [(rel_img, "", n, names[a], names[b], correction.id)
+                              for a, b, n in pixel_changes(label, new)]
+            tally.corrections_applied.append(correction.id)
+        else:
+            teacher_path = maps.teacher(image_id)
+            teacher = cv2.imread(str(teacher_path), cv2.IMREAD_UNCHANGED) if teacher_path.exists() else None
+            result = apply_findings(label, fixes, teacher)
+            tally.changes += [(rel_img, c.finding_id, c.pixels, names[c.before], names[c.after], "")
+                              for c in result.changes]
+            tally.n_findings_applied += result.n_applied
+            tally.skip(NO_MASK_WHY, len(fixes) - result.n_applied)
+            new = result.label
+        changed = int((new != label).sum())
         tally.n_pixels_changed += changed
         tally.n_images_changed += int(changed > 0)
-        tally.corrections_applied.append(correction.id)
-        label = corrected
-        _write_native(source, rec, label, tmp, tally.written)
-    elif fixes:
-        teacher_path = maps.teacher(image_id)
-        teacher = cv2.imread(str(teacher_path), cv2.IMREAD_UNCHANGED) if teacher_path.exists() else None
-        result = apply_findings(label, fixes, teacher)
-        names, rel_img = source.classes.names, str(source.image_relpath(rec))
-        tally.changes += [(rel_img, c.finding_id, c.pixels, names[c.before], names[c.after], "")
-                          for c in result.changes]
-        changed = int((result.label != label).sum())
-        tally.n_findings_applied += result.n_applied
-        tally.skip(NO_MASK_WHY, len(fixes) - result.n_applied)
-        tally.n_pixels_changed += changed
-        tally.n_images_changed += int(changed > 0)
-        label = result.label
+        label = new
         _write_native(source, rec, label, tmp, tally.written)
     else:
         _copy_native(source, rec, tmp, tally.written)
