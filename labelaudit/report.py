@@ -18,7 +18,6 @@ import cv2
 import numpy as np
 from sqlalchemy import select
 
-from labelaudit.data import SPLITS
 from labelaudit.scan.layout import ScanMaps
 from labelaudit.scan.summary import ScanSummary, resolve_scan_run, summarize
 from labelaudit.store import Image, ImageScore, Run, Store, repo
@@ -69,8 +68,7 @@ def contact_sheet(store: Store, run_id: int, path: Path, k: int = 8, tile: int =
         names = list(ds.class_names)
         maps = ScanMaps.of(run)
         source = repo.open_dataset_source(ds)
-    by_rel = {str(source.image_relpath(r)): r for sp in SPLITS
-              for r in source.records(sp)}
+    by_rel = source.records_by_relpath()
     pal = palette(len(names))
     rows = []
     for im, q in _scored(store, run_id)[:k]:
@@ -147,8 +145,7 @@ def _truth_noisy(store: Store, run_id: int, scored: list[tuple[Image, float]]) -
     """Per scored image: does its label differ from the clean label? None without clean labels."""
     with store.session() as s:
         source = repo.open_dataset_source(s.get(Run, run_id).dataset)
-    by_rel = {str(source.image_relpath(r)): r for sp in SPLITS
-              for r in source.records(sp)}
+    by_rel = source.records_by_relpath()
     out = []
     for im, _ in scored:
         rec = by_rel.get(im.image_relpath)

@@ -70,6 +70,10 @@ class Source:
     def _list_records(self, split: str) -> list[Record]:
         raise NotImplementedError
 
+    def records_by_relpath(self) -> dict[str, Record]:
+        """Every split's records by image path relative to the root, the key the store keeps."""
+        return {str(self.image_relpath(r)): r for sp in SPLITS for r in self.records(sp)}
+
     # ---- loading -------------------------------------------------------------------------
     def load_image(self, record: Record) -> np.ndarray:
         """(H, W, 3) uint8 RGB image in the label frame."""

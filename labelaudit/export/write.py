@@ -32,11 +32,10 @@ from sqlalchemy import select
 
 from labelaudit.data import SPLITS, write_label
 from labelaudit.export.apply import apply_findings, pixel_changes
-from labelaudit.export.policy import ACCEPT, RELABEL, Policy, parse_policy, select_findings
+from labelaudit.export.policy import ACCEPT, Policy, parse_policy, select_findings
 from labelaudit.files import atomic_folder, copy_hashed, sha256_file
 from labelaudit.scan.layout import ScanMaps
-from labelaudit.store import Image, ImageScore, Run, Store, repo
-from labelaudit.store.rle import decode_label_png
+from labelaudit.store import Correction, Image, ImageScore, Run, Store, repo
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +55,6 @@ class ExportResult:
     n_corrections_applied: int = 0
 
 
-@dataclass(frozen=True)
-class _Correction:
-    id: int
-    png: bytes  # decoded when its image is written: memory stays flat however many there are
-    base_sha256: str | None
-
-    def label(self) -> np.ndarray:
-        return decode_label_png(self.png)
-
-
 @dataclass
 class _Tally:
     """What the export wrote so far: sha256 per relative path, change rows, counts."""
@@ -77,7 +66,7 @@ class _Tally:
     n_images_changed: int = 0
     n_findings_applied: int = 0
     n_pixels_changed: int = 0
-    corrections_applied: list[int] = field(default_factory=list)
+    corrected: dict[int, int] = field(default_factory=dict)  # image id -> correction id applied
     not_applied: dict[str, int] = field(default_factory=dict)
 
     def skip(self, why: str, n: int = 1) -> None:
@@ -97,18 +86,21 @@ CORRECTED_WHY = "findings on images corrected by hand (the correction is written
 STALE_WHY = "hand corrections drawn on a label file that has changed since"
 
 
-def _corrections(store: Store, image_ids: list[int]) -> dict[int, _Correction]:
+def _corrections(store: Store, image_ids: list[int]) -> dict[int, Correction]:
+    """The correction in force per image, detached from the session (its map, PNG bytes, is
+    decoded only when its image is written)."""
     with store.session() as s:
-        return {im: _Correction(c.id, c.label_png, c.base_sha256)
-                for im, c in repo.corrections_for_images(s, image_ids).items()}
+        found = repo.corrections_for_images(s, image_ids)
+        for c in found.values():
+            s.expunge(c)
+    return found
 
 
-def _findings_to_apply(store: Store, run_id: int, policy: Policy, tally: _Tally,
-                       corrected: set[int]) -> dict[int, list]:
-    """{image id: findings to apply}, most suspicious first. Only the findings a policy can
-    apply are read: those accepted (directly or through their image) and, for a threshold
-    policy, those scoring at or above it; not every finding of the run. Relabel verdicts on
-    images without a hand correction (`corrected`) are counted as not applied."""
+def _findings_to_apply(store: Store, run_id: int, policy: Policy) -> tuple[dict[int, list], list[int]]:
+    """({image id: findings to apply}, most suspicious first; the image of each relabel verdict
+    in force). Only the findings a policy can apply are read: those accepted (directly or
+    through their image) and, for a threshold policy, those scoring at or above it; not every
+    finding of the run."""
     with store.session() as s:
         run = s.get(Run, run_id)
         dec = repo.decisions_for_run(s, run)
@@ -118,15 +110,13 @@ def _findings_to_apply(store: Store, run_id: int, policy: Policy, tally: _Tally,
             pool.update((f.id, f) for f in fs)
         if policy.threshold is not None:
             pool.update((f.id, f) for f in repo.iter_findings(s, run, policy.threshold))
-        relabel = [f.image_id for f in repo.findings_by_id(s, [k for k, v in by_finding.items() if v == RELABEL])]
-        relabel += [k for k, v in by_image.items() if v == RELABEL]
-        tally.skip(RELABEL_WHY, sum(im not in corrected for im in relabel))
+        relabel = repo.relabel_verdict_images(s, dec)
         ordered = sorted(pool.values(), key=lambda f: (-f.score, f.id))
         chosen = select_findings(ordered, by_finding, by_image, policy)
         for fs in chosen.values():
             for f in fs:
                 s.expunge(f)
-    return chosen
+    return chosen, relabel
 
 
 def _check_out(out: Path, root: Path, overwrite: bool) -> None:
@@ -155,8 +145,8 @@ def export_labels(store: Store, out: str | Path, *, run_id: int | None = None,
     out = Path(out)
     _check_out(out, source.root, overwrite)
     tally = _Tally()
-    corrections = _usable_corrections(source, images, _corrections(store, list(images.values())), tally)
-    applied = _findings_to_apply(store, run_id, chosen_policy, tally, set(corrections))
+    corrections = _corrections(store, list(images.values()))
+    applied, relabel = _findings_to_apply(store, run_id, chosen_policy)
     seen: set[int] = set()
     with atomic_folder(out) as tmp:
         for split in SPLITS:
@@ -167,9 +157,9 @@ def export_labels(store: Store, out: str | Path, *, run_id: int | None = None,
                 _export_record(source, rec, image_id, fixes, maps, tmp, tally,
                                corrections.get(image_id))
         tally.skip(GONE_WHY, sum(len(fs) for im, fs in applied.items() if im not in seen))
-        done = set(tally.corrections_applied)
-        used = {im for im, c in corrections.items() if c.id in done}
-        applied = {im: fs for im, fs in applied.items() if im in seen and im not in used}
+        # a relabel verdict waits on until its image has a correction that could be written
+        tally.skip(RELABEL_WHY, sum(im not in tally.corrected for im in relabel))
+        applied = {im: fs for im, fs in applied.items() if im in seen and im not in tally.corrected}
         _write_manifest(tmp, tally, source, run_id, policy, applied)
     with store.session() as s:
         repo.record_export(s, s.get(Run, run_id), out_dir=out.resolve(), policy=policy,
@@ -182,44 +172,34 @@ def export_labels(store: Store, out: str | Path, *, run_id: int | None = None,
         log.info("not applied: %d %s", n, why)
     return ExportResult(out, run_id, policy, tally.n_images, tally.n_images_changed,
                         tally.n_findings_applied, tally.n_pixels_changed, dict(tally.not_applied),
-                        len(tally.corrections_applied))
+                        len(tally.corrected))
 
 
-def _usable_corrections(source, images: dict[str, int], corrections: dict[int, _Correction],
-                        tally: _Tally) -> dict[int, _Correction]:
-    """The corrections that fit their label file as it is now (its frame; its sha256, for
-    one-file labels); the others are counted as not applied (their relabel verdicts then wait
-    for a new correction). Corrections of images no longer in the dataset are left out."""
-    if not corrections:
-        return {}
-    by_id = {images[str(source.image_relpath(r))]: r for sp in SPLITS for r in source.records(sp)
-             if images.get(str(source.image_relpath(r))) in corrections}
-    usable = {}
-    for image_id, rec in by_id.items():
-        c = corrections[image_id]
-        fits = c.label().shape == source.load_label(rec).shape and (
-            bool(rec.label_parts) or c.base_sha256 is None or sha256_file(rec.label_path) == c.base_sha256)
-        if fits:
-            usable[image_id] = c
-        else:
-            tally.skip(STALE_WHY)
-    return usable
+def _fits(rec, label: np.ndarray, corrected: np.ndarray, correction: Correction) -> bool:
+    """A correction fits the label file as it is now: its frame, and for one-file labels the
+    sha256 of the file it was drawn on."""
+    return corrected.shape == label.shape and (
+        bool(rec.label_parts) or correction.base_sha256 is None
+        or sha256_file(rec.label_path) == correction.base_sha256)
 
 
 def _export_record(source, rec, image_id: int | None, fixes: list, maps: ScanMaps, tmp: Path,
-                   tally: _Tally, correction: _Correction | None = None) -> None:
-    """One image's label files: the (usable) hand correction in force, else corrected where
+                   tally: _Tally, correction: Correction | None = None) -> None:
+    """One image's label files: the hand correction in force when it fits, else corrected where
     findings apply, else copied byte for byte."""
     tally.n_images += 1
     label = source.load_label(rec) if (fixes or rec.label_parts or correction) else None
-    if correction is not None or fixes:
+    new = correction.label() if correction is not None else None
+    if new is not None and not _fits(rec, label, new, correction):
+        tally.skip(STALE_WHY)
+        new = None
+    if new is not None or fixes:
         names, rel_img = source.classes.names, str(source.image_relpath(rec))
-        if correction is not None:
-            new = correction.label()
+        if new is not None:
             tally.skip(CORRECTED_WHY, len(fixes))
             tally.changes += [(rel_img, "", n, names[a], names[b], correction.id)
                               for a, b, n in pixel_changes(label, new)]
-            tally.corrections_applied.append(correction.id)
+            tally.corrected[image_id] = correction.id
         else:
             teacher_path = maps.teacher(image_id)
             teacher = cv2.imread(str(teacher_path), cv2.IMREAD_UNCHANGED) if teacher_path.exists() else None
@@ -253,7 +233,7 @@ def _write_manifest(tmp: Path, tally: _Tally, source, run_id: int, policy: str, 
         "n_images_changed": tally.n_images_changed, "n_findings_applied": tally.n_findings_applied,
         "n_pixels_changed": tally.n_pixels_changed,
         "findings_applied": sorted(f.id for fs in applied.values() for f in fs),
-        "corrections_applied": sorted(tally.corrections_applied),
+        "corrections_applied": sorted(tally.corrected.values()),
         "not_applied": tally.not_applied,
         "files": dict(sorted(tally.written.items())),
         "changes_csv_sha256": sha256_file(tmp / "changes.csv"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from labelaudit.data import SPLITS
 from labelaudit.review.sync import VERDICT_TAGS, bound_dataset
 from labelaudit.scan.layout import ScanMaps
 from labelaudit.scan.summary import resolve_scan_run
@@ -63,8 +62,7 @@ def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | 
         pairs = repo.confusion_pairs(s, run)
         decided = repo.decisions_for_run(s, run)  # shown as tags: what is decided already
         decided_findings, decided_images = decided.verdicts()
-    by_rel = {str(source.image_relpath(r)): r for sp in SPLITS
-              for r in source.records(sp)}
+    by_rel = source.records_by_relpath()
     maps.given(0).parent.mkdir(parents=True, exist_ok=True)
     existing = {sm["image_id"]: sm for sm in ds.select_fields("image_id")} if len(ds) else {}
     new = []

@@ -21,17 +21,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from labelaudit.data import SPLITS
 from labelaudit.files import write_bytes_atomic
 from labelaudit.review.sync import bound_dataset
 from labelaudit.scan.layout import ScanMaps
 from labelaudit.scan.summary import resolve_scan_run
 from labelaudit.store import Run, Store, repo
-from labelaudit.store.models import VERDICTS
 
 log = logging.getLogger(__name__)
 
-RELABEL = VERDICTS[2]
 GIVEN_FIELD = "given_parts"    # the given label, one masked Detection per class present
 EDITED_FIELD = "edited_parts"  # the same after the annotators' work (written by the pull)
 
@@ -59,11 +56,7 @@ class Pulled:
 
 def relabel_queue(session, run: Run) -> list[int]:
     """Image ids of a scan with a relabel verdict in force, on the image or on a finding of it."""
-    by_finding, by_image = repo.decisions_for_run(session, run).verdicts()
-    ids = {im for im, v in by_image.items() if v == RELABEL}
-    ids |= {f.image_id for f in repo.findings_by_id(
-        session, [fid for fid, v in by_finding.items() if v == RELABEL])}
-    return sorted(ids)
+    return sorted(set(repo.relabel_verdict_images(session, repo.decisions_for_run(session, run))))
 
 
 def corrected_label(given: np.ndarray, regions: Sequence[tuple[int, np.ndarray]]) -> np.ndarray:
@@ -97,12 +90,6 @@ def _reaching(url: str) -> Iterator[None]:
         raise ValueError(f"Label Studio at {url}: {e}") from e
 
 
-def _records(run: Run):
-    """(the dataset source of a scan, {image relpath: record})."""
-    source = repo.open_dataset_source(run.dataset)
-    return source, {str(source.image_relpath(r)): r for sp in SPLITS for r in source.records(sp)}
-
-
 def send_for_relabel(store: Store, run_id: int | None = None, *, url: str, api_key: str,
                      name: str | None = None) -> Sent:
     """Upload the images with a relabel verdict in scan `run_id` (default: the latest) that were
@@ -115,7 +102,8 @@ def send_for_relabel(store: Store, run_id: int | None = None, *, url: str, api_k
         names = list(run.dataset.class_names)
         queue = relabel_queue(s, run)
         rel_of = {im.id: im.image_relpath for im in repo.images_by_id(s, queue)}
-        source, by_rel = _records(run)
+        source = repo.open_dataset_source(run.dataset)
+        by_rel = source.records_by_relpath()
         maps = ScanMaps.of(run)
     ds = bound_dataset(name or relabel_dataset_name(run_id, store.store_id), store)
     sent = set(ds.distinct("image_id")) if len(ds) else set()
@@ -170,7 +158,8 @@ def pull_corrections(store: Store, run_id: int | None = None, *, url: str, api_k
     with store.session() as s:
         run = s.get(Run, run_id)
         names = list(run.dataset.class_names)
-        source, by_rel = _records(run)
+        source = repo.open_dataset_source(run.dataset)
+        by_rel = source.records_by_relpath()
         ids = [int(i) for i in ds.distinct("image_id")]
         rel_of = {im.id: im.image_relpath for im in repo.images_by_id(s, ids)}
         in_force = {k: c.label() for k, c in repo.corrections_for_images(s, ids).items()}

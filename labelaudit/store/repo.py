@@ -292,9 +292,9 @@ def write_scan_batch(
             row = session.get(Run, run.id, with_for_update=True, populate_existing=True)
             row.progress = progress(dict(row.progress or {}))
         if frames:  # one statement for the batch, not a SELECT per image
+            images = Image.__table__
             session.execute(
-                update(Image.__table__).where(Image.__table__.c.id == bindparam("iid"),
-                                              Image.__table__.c.width.is_(None))
+                update(images).where(images.c.id == bindparam("iid"), images.c.width.is_(None))
                 .values(height=bindparam("h"), width=bindparam("w")),
                 [{"iid": int(i), "h": int(h), "w": int(w)} for i, (h, w) in frames.items()])
         done = set()
@@ -455,6 +455,15 @@ class RunDecisions:
         """({finding id: verdict}, {image id: verdict}) of the decisions in force."""
         return ({k: d.verdict for k, d in self.findings.items()},
                 {k: d.verdict for k, d in self.images.items()})
+
+
+def relabel_verdict_images(session: Session, decisions: RunDecisions) -> list[int]:
+    """The image of each relabel verdict in force (a finding's: the finding's image), one entry
+    per verdict: what is waiting for a hand correction."""
+    by_finding, by_image = decisions.verdicts()
+    relabel = VERDICTS[2]
+    on_findings = findings_by_id(session, [k for k, v in by_finding.items() if v == relabel])
+    return [f.image_id for f in on_findings] + [k for k, v in by_image.items() if v == relabel]
 
 
 def _latest_key(d: Decision) -> tuple[datetime, int]:
@@ -678,6 +687,7 @@ __all__ = [
     "corrections_for_images", "decisions_for_run", "exports_for_run", "finding_fingerprint",
     "findings_by_id", "findings_for_image", "findings_for_images", "finish_run",
     "get_or_create_dataset", "images_by_id", "iter_findings", "latest_run", "pair_findings",
-    "record_correction", "record_decision", "record_export", "region_iou", "scored_image_ids",
+    "record_correction", "record_decision", "record_export", "region_iou",
+    "relabel_verdict_images", "scored_image_ids",
     "start_run", "top_images", "upsert_images", "write_scan_batch",
 ]
