@@ -122,15 +122,17 @@ def synth(
     n: Annotated[int, typer.Option(help="Number of images (all splits).")] = 300,
     size: Annotated[int, typer.Option(help="Label side length in pixels.")] = 128,
     noise_rate: Annotated[float, typer.Option(help="Fraction of training images given a wrong label.")] = 0.15,
-    noise_types: Annotated[str, typer.Option(help="Comma list of flip,drop,boundary,blob.")] = "flip,drop,boundary,blob",
+    noise_types: Annotated[str, typer.Option(help="Comma list of noise types: flip,drop,boundary,blob (the classic family, the default), paint,outline,shift,missing,mirror,bleed (the annotator family, held out from the rules' tuning); `classic` and `annotator` name a whole family.")] = "classic",
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same bytes).")] = 0,
 ) -> None:
     """Generate synthetic faces with known, injected label noise (clean labels kept beside)."""
     from labelaudit.data.synthetic import generate
 
-    from labelaudit.data.synthetic import NOISE_TYPES
+    from labelaudit.data.synthetic import ANNOTATOR_TYPES, CLASSIC_TYPES, NOISE_TYPES
 
-    types = _comma_list(noise_types, tuple(NOISE_TYPES), "--noise-types")
+    families = {"classic": ",".join(CLASSIC_TYPES), "annotator": ",".join(ANNOTATOR_TYPES)}
+    named = ",".join(families.get(t.strip(), t) for t in noise_types.split(","))
+    types = _comma_list(named, tuple(NOISE_TYPES), "--noise-types")
     summary = generate(out, format=format.value, n=n, size=size, noise_rate=noise_rate,
                        noise_types=types, seed=seed)
     typer.echo(f"wrote {sum(summary.counts.values())} images in the {format.value} layout to {out} "

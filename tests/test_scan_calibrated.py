@@ -169,9 +169,13 @@ def test_calibrated_scan_lists_the_planted_flip_with_a_high_p_error(flipped):
     store = open_db(res.db_url)
     with store.session() as s:
         r = s.get(repo.Run, res.run_id)
-        worst = repo.top_images(s, r, 1)[0]
-        assert worst.image.image_relpath == f"train/images/{stem}.jpg"
+        # the planted flip is the surest finding of the split, its image among the worst three
+        # (an oracle teacher's blur leaves 1-3 px disagreements too, which 3 val images of
+        # calibration cannot tell from the tiny injected fragments)
+        worst = next(w for w in repo.top_images(s, r, 3)
+                     if w.image.image_relpath == f"train/images/{stem}.jpg")
         top = repo.findings_for_image(s, r, worst.image_id)[0]
+        assert top.score == max(f.score for f in repo.iter_findings(s, r))
         assert (top.given_class, top.suggested_class, top.kind) == (10, 6, "flip")
         assert top.score > 0.8 and worst.label_quality == pytest.approx(
             np.prod([1 - f.score for f in repo.findings_for_image(s, r, worst.image_id)]), abs=0.2)
@@ -206,3 +210,4 @@ def test_finalising_twice_does_not_move_the_scores_twice(flipped):
         assert repo.scan_scores(s, s.get(repo.Run, res.run_id)) == before
     assert again.n_listed == res.estimate.n_listed
     store.close()
+

@@ -24,8 +24,8 @@ from torch.utils.data import DataLoader
 from labelaudit.confidence import ConfidenceStats, self_confidence
 from labelaudit.data.classes import IGNORE_INDEX
 from labelaudit.scan.calibrator import (
-    FLOOR, CalibrationInfo, Calibrator, cross_validated, expected_calibration_error, fit_isotonic,
-    fit_model, reliability,
+    FLOOR, CalibrationInfo, Calibrator, cross_validated, expected_calibration_error, fit_model,
+    reliability,
 )
 from labelaudit.scan.candidates import FEATURES, Candidates, TeacherContext, find_candidates
 from labelaudit.scan.corrupt import corrupt
@@ -137,18 +137,17 @@ def calibrate_teacher(source, size: int, channel_order: str, predict: Predict, k
                          f"errors, {int((~y).sum())} clean) in {len(dataset)} {opts.split} images; "
                          "scan with --scorer rules")
     model = fit_model(x, y, opts.seed)
-    isotonic, facts = _cross_validated_facts(x, y, groups, opts.seed)
+    facts = _cross_validated_facts(x, y, groups, opts.seed)
     import sklearn
 
     info = CalibrationInfo(teacher, str(checkpoint), opts.split, len(dataset), copies, len(y),
                            int(y.sum()), float(y.mean()), time.perf_counter() - t0,
                            facts["ece"], facts["auc"], list(FEATURES), sklearn.__version__,
-                           facts["table"], facts["prior_stored"], facts["ece_model"],
-                           facts["table_model"])
+                           facts["table"], facts["prior_stored"])
     log.info("calibration of %s on %d %s images x %d copies: %d candidates, %d errors, "
              "cv ECE %.3f, cv AUC %.3f, %.1f s", teacher, len(dataset), opts.split, copies,
              len(y), int(y.sum()), info.cv_ece, info.cv_auc, info.seconds)
-    return Calibrator(model, info, ctx, isotonic)
+    return Calibrator(model, info, ctx)
 
 
 def _context(images, classes) -> TeacherContext:
@@ -176,33 +175,19 @@ def _rows(images, ctx: TeacherContext, classes, copies: int, rng: np.random.Gene
     return rows.arrays()
 
 
-def _cross_validated_facts(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int):
-    """(isotonic map, facts): the map fitted on the model's out-of-image probabilities (the
-    model alone is too sure on images it never saw), and ECE / AUC / reliability of the model
-    alone and of model + map, the map's own effect measured across two halves of the images."""
+def _cross_validated_facts(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int) -> dict:
+    """ECE, AUC and reliability of the model's out-of-image probabilities (each image's
+    candidates scored by a model fitted without that image), and the share of errors among the
+    candidates it would store (p >= FLOOR)."""
     from sklearn.metrics import roc_auc_score
 
     cv = cross_validated(x, y, groups, seed)
     ok = ~np.isnan(cv)
-    facts = {"ece_model": expected_calibration_error(cv[ok], y[ok]), "prior_stored": float("nan"),
-             "table_model": reliability(cv[ok], y[ok]), "ece": float("nan"), "table": {},
-             "auc": float(roc_auc_score(y[ok], cv[ok])) if len(np.unique(y[ok])) == 2 else float("nan")}
-    if len(np.unique(y[ok])) < 2:
-        return None, facts
-    half = (np.unique(groups[ok], return_inverse=True)[1] % 2).astype(bool)
-    mapped = np.full(ok.sum(), np.nan)
-    for a in (False, True):
-        fit, use = half != a, half == a
-        if len(np.unique(y[ok][fit])) == 2 and use.any():
-            mapped[use] = fit_isotonic(cv[ok][fit], y[ok][fit]).predict(cv[ok][use])
-    done = ~np.isnan(mapped)
-    if done.any():
-        facts["ece"] = expected_calibration_error(mapped[done], y[ok][done])
-        facts["table"] = reliability(mapped[done], y[ok][done])
-    iso = fit_isotonic(cv[ok], y[ok])
-    above = iso.predict(cv[ok]) >= FLOOR
-    facts["prior_stored"] = float(y[ok][above].mean()) if above.any() else float("nan")
-    return iso, facts
+    p, t = cv[ok], y[ok]
+    both = len(np.unique(t)) == 2
+    return {"ece": expected_calibration_error(p, t), "table": reliability(p, t),
+            "auc": float(roc_auc_score(t, p)) if both else float("nan"),
+            "prior_stored": float(t[p >= FLOOR].mean()) if (p >= FLOOR).any() else float("nan")}
 
 
 def _stamp(files: list[Path], source) -> str:

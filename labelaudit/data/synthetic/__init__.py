@@ -4,8 +4,8 @@
 
 Only training images carry noise (validation and test stay clean). Ground truth of the noise:
 clean labels (`<split>/labels_clean/` for LaPa, `labels_clean/` otherwise), `noise.jsonl` (one
-line per training image) and `noise_types/<stem>.png` (0 clean, 1 flip, 2 drop, 3 boundary,
-4 blob) for every noisy image. Output is byte-identical for the same arguments.
+line per training image) and `noise_types/<stem>.png` (0 clean, else the type's code in
+`NOISE_CODES`: 1 flip, 2 drop, 3 boundary, 4 blob, 5-10 the annotator family) for every noisy image. Output is byte-identical for the same arguments.
 """
 from __future__ import annotations
 
@@ -20,12 +20,12 @@ from tqdm.auto import tqdm
 from labelaudit.data.synthetic.draw import part_mask, render_image, render_label
 from labelaudit.data.synthetic.face import sample_face
 from labelaudit.data.synthetic.noise import (
-    NOISE_CODES, NOISE_TYPES, inject_noise,
+    ANNOTATOR_TYPES, CLASSIC_TYPES, NOISE_CODES, NOISE_TYPES, inject_noise,
 )
 from labelaudit.data.synthetic.writers import SPLITS, WRITERS, Sample, write_index_png
 from labelaudit.files import atomic_folder
 
-__all__ = ["generate", "SynthSummary", "NOISE_TYPES", "NOISE_CODES",
+__all__ = ["generate", "SynthSummary", "NOISE_TYPES", "NOISE_CODES", "CLASSIC_TYPES", "ANNOTATOR_TYPES",
            "FORMATS", "MANIFEST"]
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def generate(
     n: int = 200,
     size: int = 128,
     noise_rate: float = 0.15,
-    noise_types: tuple[str, ...] = NOISE_TYPES,
+    noise_types: tuple[str, ...] = CLASSIC_TYPES,
     seed: int = 0,
     splits: tuple[float, float, float] = (0.8, 0.1, 0.1),
     progress: bool = True,
@@ -168,7 +168,7 @@ def _write_samples(writer, tmp: Path, seed: int, n: int, size: int, counts: dict
     split_of = [s for s in SPLITS for _ in range(counts[s])]
     noisy_set = set(np.random.default_rng([seed, 0]).choice(counts["train"], n_noisy, replace=False)
                     .tolist()) if n_noisy else set()
-    per_type = {t: 0 for t in NOISE_TYPES}
+    per_type = {t: 0 for t in noise_types}
     noisy_pixels = 0
     records = []
     for i in tqdm(range(n), desc=f"synthetic {writer.format}", disable=None if progress else True):

@@ -1,4 +1,6 @@
-"""Known label noise injected into a clean label map: flips, dropped parts, boundary shifts, blobs.
+"""Known label noise injected into a clean label map: flips, dropped parts, boundary shifts, blobs
+(the first family, `CLASSIC_TYPES`), or the annotator habits of `annotator` (`ANNOTATOR_TYPES`,
+held out from everything the rules were tuned on).
 
 Every event records exactly the pixels it changed; later events never touch pixels an earlier
 event changed, so `noisy != clean` is exactly the union of the events and the per-pixel
@@ -13,8 +15,11 @@ import numpy as np
 from scipy import ndimage
 
 from labelaudit.data.classes import ClassSet
+from labelaudit.data.synthetic import annotator
 
-NOISE_TYPES: tuple[str, ...] = ("flip", "drop", "boundary", "blob")
+CLASSIC_TYPES: tuple[str, ...] = ("flip", "drop", "boundary", "blob")
+ANNOTATOR_TYPES: tuple[str, ...] = tuple(annotator.PROPOSERS)
+NOISE_TYPES: tuple[str, ...] = CLASSIC_TYPES + ANNOTATOR_TYPES
 NOISE_CODES: dict[str, int] = {t: i + 1 for i, t in enumerate(NOISE_TYPES)}
 """Values of the per-pixel noise-type map (0 = clean pixel)."""
 
@@ -159,7 +164,7 @@ def _propose_blob(label, cs, rng):
 
 
 _PROPOSERS = {"flip": _propose_flip, "drop": _propose_drop, "boundary": _propose_boundary,
-              "blob": _propose_blob}
+              "blob": _propose_blob, **annotator.PROPOSERS}
 
 
 def _try_event(kind, noisy, locked, cs, rng) -> tuple[np.ndarray, np.ndarray, NoiseEvent] | None:
