@@ -174,10 +174,9 @@ def fit_model(x: np.ndarray, y: np.ndarray, seed: int = 0):
 
     Why so coarse: the calibration rows are a few dozen images copied 24 times, and the scorer
     judges another split than the one it learnt from. The library defaults (deep trees, early
-    stopping on a random 10 % that shares images with the rest) learnt the calibration images
-    themselves: out-of-image they needed an isotonic map, and on a training split they gave
-    small, weak disagreements p_error >= 0.7 where the calibration rows nearest to them held
-    5 % errors (docs/experiments.md, stop 19)."""
+    stopping) followed the calibration rows too closely: out-of-image they needed an isotonic
+    map, and on a training split they put small, weak disagreements at p_error >= 0.7 where the
+    calibration rows nearest to them held 5 % errors (docs/experiments.md, stop 19)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     leaf = int(min(1000, max(20, len(y) // 80)))
