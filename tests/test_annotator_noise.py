@@ -1,4 +1,5 @@
-"""The held-out annotator noise family: each recipe changes what its docstring says, and nothing else."""
+"""The held-out annotator noise family: each recipe changes what its docstring says, and
+nothing else."""
 import cv2
 import numpy as np
 import pytest

@@ -88,6 +88,17 @@ def test_comma_lists_are_checked(tmp_path):
     assert res.exit_code == 2 and "smudge" in res.output and not (tmp_path / "s").exists()
 
 
+def test_synth_noise_families_expand_to_their_types(tmp_path):
+    import json
+
+    res = runner.invoke(app, ["synth", "--out", str(tmp_path / "a"), "--n", "20", "--size", "64",
+                              "--format", "celebamask", "--noise-types", "annotator,flip",
+                              "--noise-rate", "0.5"])
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((tmp_path / "a" / "synthetic.json").read_text())
+    assert manifest["noise_types"] == ["paint", "outline", "shift", "missing", "mirror", "bleed", "flip"]
+
+
 def test_commands_run_inside_a_run_folder_find_it(tmp_path, monkeypatch):
     root = make_dataset(tmp_path / "data", n=12, size=64)
     run = make_run(tmp_path / "run", root)

@@ -5,7 +5,8 @@
 Only training images carry noise (validation and test stay clean). Ground truth of the noise:
 clean labels (`<split>/labels_clean/` for LaPa, `labels_clean/` otherwise), `noise.jsonl` (one
 line per training image) and `noise_types/<stem>.png` (0 clean, else the type's code in
-`NOISE_CODES`: 1 flip, 2 drop, 3 boundary, 4 blob, 5-10 the annotator family) for every noisy image. Output is byte-identical for the same arguments.
+`NOISE_CODES`: 1 flip, 2 drop, 3 boundary, 4 blob, 5-10 the annotator family) for every noisy
+image. Output is byte-identical for the same arguments.
 """
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ from labelaudit.data.synthetic.noise import (
 from labelaudit.data.synthetic.writers import SPLITS, WRITERS, Sample, write_index_png
 from labelaudit.files import atomic_folder
 
-__all__ = ["generate", "SynthSummary", "NOISE_TYPES", "NOISE_CODES", "CLASSIC_TYPES", "ANNOTATOR_TYPES",
-           "FORMATS", "MANIFEST"]
+__all__ = ["generate", "SynthSummary", "NOISE_TYPES", "NOISE_CODES", "CLASSIC_TYPES",
+           "ANNOTATOR_TYPES", "FORMATS", "MANIFEST"]
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,8 @@ Proposal = Iterator[tuple[np.ndarray, str]]
 _CONFUSED = {
     "l_eye": ("eye_g", "l_brow", "skin"), "r_eye": ("eye_g", "r_brow", "skin"),
     "l_brow": ("hair", "l_eye"), "r_brow": ("hair", "r_eye"), "hat": ("hair", "background"),
-    "hair": ("hat",), "u_lip": ("mouth", "i_mouth", "l_lip"), "l_lip": ("mouth", "i_mouth", "u_lip"),
+    "hair": ("hat",), "u_lip": ("mouth", "i_mouth", "l_lip"),
+    "l_lip": ("mouth", "i_mouth", "u_lip"),
     "nose": ("skin",), "l_ear": ("hair", "skin"), "r_ear": ("hair", "skin"),
     "ear_r": ("l_ear", "r_ear", "hair"), "neck_l": ("neck", "cloth"), "eye_g": ("skin",),
     "i_mouth": ("u_lip", "l_lip"), "mouth": ("u_lip", "l_lip"),
@@ -153,7 +154,8 @@ def propose_bleed(label: np.ndarray, cs: ClassSet, rng: np.random.Generator) -> 
     for i in rng.permutation(len(pairs)):
         a, b = pairs[i]
         in_a = label == a
-        ring = cv2.dilate(in_a.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & (label == b)
+        grown = cv2.dilate(in_a.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        ring = grown & (label == b)
         ys, xs = np.nonzero(ring)
         if len(ys) < 4:
             continue
@@ -161,9 +163,11 @@ def propose_bleed(label: np.ndarray, cs: ClassSet, rng: np.random.Generator) -> 
         reach = _px(label, rng.uniform(10, 30))  # half-length of the stretch of boundary
         width = _px(label, rng.uniform(2.0, 6.0))
         dist_a = ndimage.distance_transform_edt(~in_a)
-        along = np.hypot(*np.mgrid[:label.shape[0], :label.shape[1]] - np.array([ys[j], xs[j]])[:, None, None])
+        gy, gx = np.mgrid[:label.shape[0], :label.shape[1]]
+        along = np.hypot(gy - ys[j], gx - xs[j])
         # the band's width falls off towards the stretch's ends: a painted stroke, not a ribbon
-        band = (label == b) & (dist_a <= width * np.clip(1 - along / reach, 0, 1) ** 0.5) & (along < reach)
+        taper = np.clip(1 - along / reach, 0, 1) ** 0.5
+        band = (label == b) & (dist_a <= width * taper) & (along < reach)
         if band.sum() == 0:
             continue
         out = label.copy()
