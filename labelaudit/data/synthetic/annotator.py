@@ -26,7 +26,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from labelaudit.data.classes import ClassSet
+from labelaudit.data.classes import IGNORE_INDEX, ClassSet
+from labelaudit.data.synthetic.regions import class_ids, nearest_fill
 
 Proposal = Iterator[tuple[np.ndarray, str]]
 
@@ -54,89 +55,89 @@ def _px(label: np.ndarray, value: float) -> float:
     return value * float(np.sqrt(label.size)) / 128.0
 
 
-def _id(cs: ClassSet, name: str) -> int | None:
-    return cs.index(name) if name in cs.names else None
-
-
-def _pieces(label: np.ndarray, cls: int, rng: np.random.Generator, min_px: int = 1
-            ) -> list[np.ndarray]:
-    """The connected pieces (bool masks) of class `cls`, shuffled, those of >= min_px pixels."""
+def _one_piece(label: np.ndarray, cls: int, rng: np.random.Generator, min_px: int = 1
+               ) -> np.ndarray | None:
+    """A random connected piece (bool mask) of class `cls` of >= min_px pixels, or None."""
     n, comp = cv2.connectedComponents((label == cls).astype(np.uint8), connectivity=8)
-    out = [comp == i for i in range(1, n)]
-    out = [m for m in out if m.sum() >= min_px]
-    return [out[i] for i in rng.permutation(len(out))]
+    size = np.bincount(comp.ravel(), minlength=n)
+    ids = [i for i in range(1, n) if size[i] >= min_px]
+    order = rng.permutation(len(ids))
+    return comp == ids[order[0]] if ids else None
 
 
 def _fill_from_outside(label: np.ndarray, region: np.ndarray, cls: int) -> np.ndarray | None:
     """Copy of label where `region` takes the nearest class other than `cls` (None: no such)."""
-    sources = (label != cls) & ~region & (label != 255)
-    if not sources.any():
-        return None
-    _, (iy, ix) = ndimage.distance_transform_edt(~sources, return_indices=True)
-    out = label.copy()
-    out[region] = label[iy[region], ix[region]]
+    return nearest_fill(label, region, (label != cls) & ~region & (label != IGNORE_INDEX))
+
+
+def _redraw(label: np.ndarray, piece: np.ndarray, cls: int, drawn: np.ndarray) -> np.ndarray | None:
+    """Copy of label where part `piece` of class `cls` is drawn as `drawn` instead: what it no
+    longer covers takes the classes around it, what it newly covers becomes `cls`."""
+    out = _fill_from_outside(label, piece & ~drawn, cls)
+    if out is not None:
+        out[drawn & (label != IGNORE_INDEX)] = cls
     return out
 
 
 def propose_paint(label: np.ndarray, cs: ClassSet, rng: np.random.Generator) -> Proposal:
-    names = [n for n in _CONFUSED if _id(cs, n) is not None]
+    names = [n for n in _CONFUSED if n in cs.names]
     for i in rng.permutation(len(names)):
         src = cs.index(names[i])
-        targets = [t for t in _CONFUSED[names[i]] if _id(cs, t) is not None]
+        targets = class_ids(cs, _CONFUSED[names[i]])
         if not targets:
             continue
-        dst = cs.index(targets[int(rng.integers(len(targets)))])
-        for piece in _pieces(label, src, rng)[:1]:
+        dst = targets[int(rng.integers(len(targets)))]
+        piece = _one_piece(label, src, rng)
+        if piece is not None:
             out = label.copy()
             out[piece] = dst
             yield out, f"{names[i]} as {cs.names[dst]}"
 
 
 def propose_outline(label: np.ndarray, cs: ClassSet, rng: np.random.Generator) -> Proposal:
-    names = [n for n in _OUTLINED if _id(cs, n) is not None]
+    names = [n for n in _OUTLINED if n in cs.names]
     for i in rng.permutation(len(names)):
         cls = cs.index(names[i])
-        for piece in _pieces(label, cls, rng, min_px=int(_px(label, 6) ** 2))[:1]:
-            contours, _ = cv2.findContours(piece.astype(np.uint8), cv2.RETR_EXTERNAL,
-                                           cv2.CHAIN_APPROX_NONE)
-            eps = _px(label, rng.uniform(1.5, 4.0))
-            poly = cv2.approxPolyDP(max(contours, key=cv2.contourArea), eps, True)
-            if len(poly) < 3:
-                continue
-            drawn = np.zeros(label.shape, np.uint8)
-            cv2.fillPoly(drawn, [poly], 1)
-            drawn = drawn.astype(bool)
-            out = _fill_from_outside(label, piece & ~drawn, cls)
-            if out is None:
-                continue
-            out[drawn & (label != 255)] = cls
+        piece = _one_piece(label, cls, rng, min_px=int(_px(label, 6) ** 2))
+        if piece is None:
+            continue
+        contours, _ = cv2.findContours(piece.astype(np.uint8), cv2.RETR_EXTERNAL,
+                                       cv2.CHAIN_APPROX_NONE)
+        eps = _px(label, rng.uniform(1.5, 4.0))
+        poly = cv2.approxPolyDP(max(contours, key=cv2.contourArea), eps, True)
+        if len(poly) < 3:
+            continue
+        drawn = np.zeros(label.shape, np.uint8)
+        cv2.fillPoly(drawn, [poly], 1)
+        out = _redraw(label, piece, cls, drawn.astype(bool))
+        if out is not None:
             yield out, f"{len(poly)} vertices"
 
 
 def propose_shift(label: np.ndarray, cs: ClassSet, rng: np.random.Generator) -> Proposal:
-    names = [n for n in _SHIFTED if _id(cs, n) is not None]
+    names = [n for n in _SHIFTED if n in cs.names]
     for i in rng.permutation(len(names)):
         cls = cs.index(names[i])
-        for piece in _pieces(label, cls, rng, min_px=8)[:1]:
-            r = _px(label, rng.uniform(2.0, 5.0))
-            t = rng.uniform(0, 2 * np.pi)
-            dx, dy = int(round(r * np.cos(t))), int(round(r * np.sin(t)))
-            moved = ndimage.shift(piece.astype(np.uint8), (dy, dx), order=0, mode="constant") > 0
-            out = _fill_from_outside(label, piece & ~moved, cls)
-            if out is None:
-                continue
-            out[moved & (label != 255)] = cls
+        piece = _one_piece(label, cls, rng, min_px=8)
+        if piece is None:
+            continue
+        r = _px(label, rng.uniform(2.0, 5.0))
+        t = rng.uniform(0, 2 * np.pi)
+        dx, dy = int(round(r * np.cos(t))), int(round(r * np.sin(t)))
+        moved = ndimage.shift(piece.astype(np.uint8), (dy, dx), order=0, mode="constant") > 0
+        out = _redraw(label, piece, cls, moved)
+        if out is not None:
             yield out, f"dx={dx} dy={dy}"
 
 
 def propose_missing(label: np.ndarray, cs: ClassSet, rng: np.random.Generator) -> Proposal:
-    names = [n for n in _FORGOTTEN if _id(cs, n) is not None]
+    names = [n for n in _FORGOTTEN if n in cs.names]
     for i in rng.permutation(len(names)):
         cls = cs.index(names[i])
-        for piece in _pieces(label, cls, rng)[:1]:
-            out = _fill_from_outside(label, piece, cls)
-            if out is not None:
-                yield out, ""
+        piece = _one_piece(label, cls, rng)
+        out = _fill_from_outside(label, piece, cls) if piece is not None else None
+        if out is not None:
+            yield out, ""
 
 
 def propose_mirror(label: np.ndarray, cs: ClassSet, rng: np.random.Generator) -> Proposal:

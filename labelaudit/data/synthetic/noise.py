@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from labelaudit.data.classes import ClassSet
 from labelaudit.data.synthetic import annotator
+from labelaudit.data.synthetic.regions import class_ids, nearest_fill
 
 CLASSIC_TYPES: tuple[str, ...] = ("flip", "drop", "boundary", "blob")
 ANNOTATOR_TYPES: tuple[str, ...] = tuple(annotator.PROPOSERS)
@@ -58,20 +58,6 @@ class NoiseEvent:
         return asdict(self)
 
 
-def _ids(class_set: ClassSet, names) -> list[int]:
-    return [class_set.index(n) for n in names if n in class_set.names]
-
-
-def _nearest_fill(label: np.ndarray, region: np.ndarray, sources: np.ndarray) -> np.ndarray | None:
-    """Copy of label where `region` pixels take the label of their nearest `sources` pixel."""
-    if not sources.any():
-        return None
-    _, (iy, ix) = ndimage.distance_transform_edt(~sources, return_indices=True)
-    out = label.copy()
-    out[region] = label[iy[region], ix[region]]
-    return out
-
-
 def _disk(r: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
 
@@ -94,15 +80,15 @@ def _propose_flip(label, cs, rng):
 
 
 def _propose_drop(label, cs, rng):
-    parts = _ids(cs, _DROP)
+    parts = class_ids(cs, _DROP)
     for i in rng.permutation(len(parts)):
         c = parts[i]
         region = label == c
         if not region.any():
             continue
         fill = _FILL_MOUTH if cs.names[c] in ("i_mouth", "mouth") else _FILL
-        sources = np.isin(label, _ids(cs, fill)) & ~region
-        out = _nearest_fill(label, region, sources)
+        sources = np.isin(label, class_ids(cs, fill)) & ~region
+        out = nearest_fill(label, region, sources)
         if out is not None:
             yield out, ""
 
@@ -110,8 +96,8 @@ def _propose_drop(label, cs, rng):
 def _propose_boundary(label, cs, rng):
     """Grow a part into, or shrink it away from, the large classes around it (never moving the
     boundary between two small parts, e.g. skin swallowing the eyes)."""
-    parts = _ids(cs, _BOUNDARY)
-    large = np.isin(label, _ids(cs, _FILL))
+    parts = class_ids(cs, _BOUNDARY)
+    large = np.isin(label, class_ids(cs, _FILL))
     for i in rng.permutation(len(parts)):
         c = parts[i]
         region = label == c
@@ -128,17 +114,17 @@ def _propose_boundary(label, cs, rng):
                              ).astype(bool)
             if kept.sum() < 0.3 * region.sum():    # that would be a dropped part, not a boundary
                 continue
-            out = _nearest_fill(label, region & ~kept, ~region)
+            out = nearest_fill(label, region & ~kept, ~region)
             if out is None:
                 continue
-            small_nb = ~np.isin(out, _ids(cs, _FILL)) & region   # rim next to a small part: keep
+            small_nb = ~np.isin(out, class_ids(cs, _FILL)) & region   # rim next to a small part: keep
             out[small_nb] = c
             yield out, f"erode r={r}"
 
 
 def _propose_blob(label, cs, rng):
-    hosts = [h for h in _ids(cs, _BLOB_HOSTS) if (label == h).any()]
-    classes = _ids(cs, _BLOB_CLASSES)
+    hosts = [h for h in class_ids(cs, _BLOB_HOSTS) if (label == h).any()]
+    classes = class_ids(cs, _BLOB_CLASSES)
     if not hosts:
         return
     h, w = label.shape
