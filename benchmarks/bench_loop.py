@@ -62,26 +62,33 @@ def main() -> None:
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--precision", type=float, default=0.8)
     ap.add_argument("--floor-run", type=Path, help="an existing noisy-label run for the first seed")
+    ap.add_argument("--data", type=Path, help="an existing synthetic set (default: generate seed 1 in WORK)")
+    ap.add_argument("--baselines-only", action="store_true",
+                    help="train the floor and ceiling of every seed, then stop (no scan)")
     a = ap.parse_args()
     work = a.work.resolve()
-    data = work / "synth"
+    data = a.data.resolve() if a.data else work / "synth"
     if not (data / "synthetic.json").exists():
         labelaudit("synth", "--out", str(data), "--n", "400", "--size", "128", "--seed", "1")
     clean = clean_label_tree(data, work / "loop" / "clean-labels")  # idempotent, 400 small files
-    rows = []
+    rows: list[dict] = []
     for i, seed in enumerate(int(s) for s in a.seeds.split(",")):
         base = work / "loop" / f"seed-{seed}"
         floor = a.floor_run.resolve() if (i == 0 and a.floor_run) else base / "noisy"
         train(data, floor, a.preset, seed)
+        train(data, base / "clean", a.preset, seed, clean)
+        if a.baselines_only:
+            continue
         export = fixed_labels(floor, base / "fixed-labels", a.precision)
         noise = asdict(label_noise(data, base / "fixed-labels"))
         train(data, base / "loop", a.preset, seed, base / "fixed-labels")
-        train(data, base / "clean", a.preset, seed, clean)
         f = {k: test_f1(r) for k, r in (("floor", floor), ("loop", base / "loop"), ("ceiling", base / "clean"))}
         lost = f["ceiling"] - f["floor"]
         rows.append({"seed": seed, **f, "won_back": (f["loop"] - f["floor"]) / lost if lost > 0 else float("nan"),
                      "export": export, "label_noise": noise})
         print(json.dumps(rows[-1]), flush=True)
+    if a.baselines_only:
+        return
     (work / "bench_loop.json").write_text(json.dumps(rows, indent=1) + "\n")
     print("| seed | test F1 noisy (floor) | after the loop | clean (ceiling) | share won back | "
           "wrong px before -> after (fixed / broken) | findings applied |")

@@ -101,6 +101,27 @@ def test_a_one_pixel_boundary_shift_is_thin_and_hugs_the_boundary():
     assert f["thickness"] <= 1.0 and f["boundary_dist"] <= 1.0 and f["ring_suggested"] > 0.3
 
 
+def test_a_label_the_teacher_half_agrees_with_is_a_candidate_for_its_second_class():
+    truth = _face()
+    given = truth.copy()
+    given[truth == 2] = 3  # the left eye painted as the right eye, half learnt by the teacher:
+    probs = _probs(truth)
+    half = np.zeros(truth.shape, bool)
+    half[20:24, 16:26] = True  # on its top half the teacher's top class is the wrong label, at 0.45
+    probs[:, half] = 0.05
+    probs[3, half], probs[2, half] = 0.45, 0.45
+    probs[2, half] -= 0.001  # (second, not tied)
+    sure = np.zeros(truth.shape, bool)
+    sure[24:28, 16:26] = True  # ... and on the bottom half it is the wrong label at 0.7: learnt
+    probs[:, sure] = 0.1
+    probs[3, sure] = 0.7
+    pred, top = top_class(probs)
+    cands = find_candidates(probs, given, self_confidence(probs, given), pred, top, _ctx())
+    assert len(cands) == 1 and (cands.given[0], cands.suggested[0]) == (3, 2)
+    assert cands.area[0] == 40  # the half-learnt pixels only
+    assert dict(zip(FEATURES, cands.features[0]))["q_mean"] == pytest.approx(0.45, rel=1e-4)
+
+
 def test_candidate_truth_matches_by_iou():
     truth = _face()
     given = truth.copy()

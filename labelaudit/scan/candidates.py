@@ -1,7 +1,8 @@
 """Candidate regions and the teacher's evidence on each: the input of the calibrated scorer.
 
 A candidate is a connected region (8-connected) of pixels sharing one (given, suggested) class
-pair where the teacher's top class differs from the given label, at any size or thickness. The
+pair where the teacher's top class differs from the given label, or is the given label at a
+probability below LOW_Q (suggested: its second class), at any size or thickness. The
 rules of `scan.score` filter such regions; here their quantities are features, and a model
 fitted per dataset and teacher (`scan.calibrator`) turns them into a probability of error.
 
@@ -26,6 +27,7 @@ FEATURES: tuple[str, ...] = (
     "cover_given", "cover_suggested", "ring_given", "ring_suggested", "boundary_dist",
     "given_threshold", "suggested_threshold", "pair_confusion", "mirror_pair",
 )
+LOW_Q = 0.5  # a pixel whose given label the teacher agrees with below this joins the candidates
 COVER = 0.5  # coverage of a part that makes a candidate a whole-part finding (its kind)
 _BIG = np.float32(2 ** 24)
 
@@ -77,9 +79,10 @@ def find_candidates(probs: np.ndarray, label: np.ndarray, q: np.ndarray, pred: n
     """Every disagreement region of the image with its features (see FEATURES)."""
     c = probs.shape[0]
     valid = label != IGNORE_INDEX
-    disagree = (pred != label) & valid
     g_all = class_index(label)
-    pair = np.where(disagree, 1 + g_all * c + pred, 0)
+    sugg_map = _suggestions(probs, label, q, pred, valid)
+    disagree = (sugg_map != label) & valid
+    pair = np.where(disagree, 1 + g_all * c + sugg_map, 0)
     ids = connected_regions(pair, background=0, connectivity=2).astype(np.int32)
     n = int(ids.max())
     if n == 0:
@@ -99,7 +102,7 @@ def find_candidates(probs: np.ndarray, label: np.ndarray, q: np.ndarray, pred: n
         ufunc.at(out, key, values)
         return out
 
-    q_in, top_in, pred_in, g_in = q.ravel()[px], top.ravel()[px], pred.ravel()[px], g_all.ravel()[px]
+    q_in, top_in, pred_in, g_in = q.ravel()[px], top.ravel()[px], sugg_map.ravel()[px], g_all.ravel()[px]
     first = np.zeros(n, np.int64)
     first[key[::-1]] = np.arange(len(key))[::-1]  # one pixel of each candidate
     given, sugg = g_in[first], pred_in[first]
@@ -107,7 +110,7 @@ def find_candidates(probs: np.ndarray, label: np.ndarray, q: np.ndarray, pred: n
     entropy = -(p_in * np.log(np.clip(p_in, 1e-12, 1.0))).sum(0) / np.log(c)
     confident = (top_in >= ctx.thresholds[pred_in]) | ((q_in <= 1.0 - ctx.thresholds[g_in]) & (top_in >= 0.5))
     cov_g = _coverage(key, inside, g_all, area, n)
-    cov_s = _coverage(key, inside, pred, area, n)
+    cov_s = _coverage(key, inside, sugg_map, area, n)
     ring_g, ring_s = _ring_fractions(ids, g_all, given, sugg, n)
     class_px = np.bincount(g_all[valid].ravel(), minlength=c).astype(np.float64)
     thick = extreme(_inner_distance(ids).ravel()[px], np.maximum, 0.0)
@@ -123,6 +126,21 @@ def find_candidates(probs: np.ndarray, label: np.ndarray, q: np.ndarray, pred: n
     ], axis=1).astype(np.float32)
     kind = [_kind(a, b) for a, b in zip(cov_g, cov_s)]
     return Candidates(ids, given, sugg, area.astype(int), kind, feats)
+
+
+def _suggestions(probs: np.ndarray, label: np.ndarray, q: np.ndarray, pred: np.ndarray,
+                 valid: np.ndarray) -> np.ndarray:
+    """(H, W) the class each pixel's label should be: the teacher's top class, and where the
+    teacher's top class is the given one but with a probability below LOW_Q (a label it half
+    learnt, as a network does with the errors of its own training labels), its second."""
+    low = valid & (pred == label) & (q < LOW_Q)
+    if not low.any():
+        return pred
+    p_low = probs[:, low].copy()
+    p_low[class_index(label[low]), np.arange(p_low.shape[1])] = -1.0
+    out = pred.copy()
+    out[low] = p_low.argmax(0)
+    return out
 
 
 def _kind(cover_given: float, cover_suggested: float) -> str:

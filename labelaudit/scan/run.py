@@ -210,13 +210,15 @@ class HeapTrimmer:
     activations; glibc keeps the freed pages, and the heap's holes made the scan's resident
     memory creep up over its first few hundred images (measured: 421 -> 448 MB over 320 images
     of the cpu preset; Python and numpy allocations themselves stay flat). Trimming once per
-    batch keeps the peak flat (benchmark: 400 MB for 60 images, 397 MB for 240). A no-op where
-    the C library has no `malloc_trim`.
+    batch keeps the peak flat (benchmark: 400 MB for 60 images, 397 MB for 240). A trim costs
+    ~2 ms, so it runs every `every`-th call (a few batches' holes at most). A no-op where the C
+    library has no `malloc_trim`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, every: int = 4) -> None:
         import ctypes
 
+        self.every, self._calls = every, 0
         try:  # the symbols already loaded into this process (no library search, no subprocess)
             self._trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
         except OSError:
@@ -227,7 +229,8 @@ class HeapTrimmer:
         return self._trim is not None
 
     def __call__(self) -> None:
-        if self._trim is not None:
+        self._calls += 1
+        if self._trim is not None and self._calls % self.every == 0:
             self._trim(0)
 
 
