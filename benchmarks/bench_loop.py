@@ -4,7 +4,7 @@
     python benchmarks/bench_loop.py --work /tmp/bench --seeds 0,1      # cpu preset, ~45 min a seed
 
 Per training seed, three trainings on the same synthetic set (`labelaudit synth --seed 1`,
-15 % of the training images noisy), each scored on the CLEAN test labels (the generator puts
+15 % of the training images noisy, or `--data`), each scored on the CLEAN test labels (the generator puts
 noise in training labels only):
   floor    trained on the noisy labels;
   ceiling  trained on the clean labels (labels_clean/ as a corrected label tree);
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from dataclasses import asdict
 from pathlib import Path
 
@@ -98,6 +99,10 @@ def main() -> None:
         print(f"| {r['seed']} | {r['floor']:.2f} | {r['loop']:.2f} | {r['ceiling']:.2f} | "
               f"{r['won_back']:.2f} | {n['before']} -> {n['after']} ({n['fixed']} / {n['broken']}) | "
               f"{r['export']['n_findings_applied']} |")
+    shares = [r["won_back"] for r in rows]
+    if len(shares) > 1:
+        print(f"share won back over {len(shares)} seeds: mean {statistics.mean(shares):.3f}, "
+              f"sd {statistics.stdev(shares):.3f}, range {min(shares):.3f}-{max(shares):.3f}")
 
 
 if __name__ == "__main__":
