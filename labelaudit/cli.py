@@ -444,8 +444,8 @@ def review(
     """Review the findings in the FiftyOne App (worst first); accept/reject/relabel tags -> DB."""
     try:
         from labelaudit.review import (
-            FINDINGS_VIEW, build_review_dataset, launch as launch_app, serve, stop_fiftyone,
-            sync_decisions,
+            FINDINGS_VIEW, STOPS, build_review_dataset, launch as launch_app, serve,
+            stop_fiftyone, stop_signals, sync_decisions,
         )
     except ImportError:
         _fail("review needs FiftyOne: pip install 'labelaudit[review]'")
@@ -454,21 +454,27 @@ def review(
     store = open_db(_db_url(db, run), must_exist=True)
     try:
         ds = build_review_dataset(store, scan_run, top=top, name=name)
-        typer.echo(f"review dataset {ds.name}: {len(ds)} images, saved views: "
-                   + ", ".join(ds.list_saved_views()))
-        url = f"http://{address}:{port}/datasets/{ds.name}"
-        if sync:
-            typer.echo(f"{sync_decisions(store, ds)} decisions recorded from the tags")
-        if not launch:
-            typer.echo(f"App (after `labelaudit review --launch`): {url}")
-            return
-        launch_app(ds, port=port, address=address, view=FINDINGS_VIEW if findings else "worst-first")
-        typer.echo(f"App: {url}  (tag findings or images accept / reject / relabel: each tag is "
-                   "recorded within 2 s; Ctrl-C to stop)", )
-        try:  # closing or reloading the browser tab does not end the review; Ctrl-C, SIGTERM do
-            recorded = serve(lambda: sync_decisions(store, ds))
-        finally:
-            stop_fiftyone()  # the App server and MongoDB this review started
+        # from here on Ctrl-C, SIGTERM and SIGHUP end the review through its clean-up (closing
+        # or reloading the browser tab does not end it)
+        with stop_signals():
+            typer.echo(f"review dataset {ds.name}: {len(ds)} images, saved views: "
+                       + ", ".join(ds.list_saved_views()))
+            url = f"http://{address}:{port}/datasets/{ds.name}"
+            if sync:
+                typer.echo(f"{sync_decisions(store, ds)} decisions recorded from the tags")
+            if not launch:
+                typer.echo(f"App (after `labelaudit review --launch`): {url}")
+                return
+            try:
+                launch_app(ds, port=port, address=address,
+                           view=FINDINGS_VIEW if findings else "worst-first")
+                typer.echo(f"App: {url}  (tag findings or images accept / reject / relabel: each "
+                           "tag is recorded within 2 s; Ctrl-C to stop)")
+                recorded = serve(lambda: sync_decisions(store, ds))
+            except STOPS:  # stopped while the App was starting: the tags made before still count
+                recorded = sync_decisions(store, ds)
+            finally:
+                stop_fiftyone()  # the App server and MongoDB this review started
         typer.echo(f"{recorded} decisions recorded from the tags")
     finally:
         store.close()

@@ -297,15 +297,18 @@ def test_a_review_dataset_is_bound_to_its_store(scanned, review_ds, tmp_path):
     other.close()
 
 
-def test_sigterm_to_review_keeps_the_tags_and_stops_the_app(scanned, review_ds, fiftyone_home):
-    """A tag not yet synced, then `labelaudit review` stopped by SIGTERM: the tag is a decision,
-    and no App server or MongoDB that the review started is left running."""
+@pytest.mark.parametrize("signal_after", ["review dataset", "App: "])
+def test_sigterm_to_review_keeps_the_tags_and_stops_the_app(scanned, review_ds, fiftyone_home,
+                                                            signal_after):
+    """A tag not yet synced, then `labelaudit review` stopped by SIGTERM while the App starts
+    (after the dataset line) or once it runs: the tag is a decision, and no App server or
+    MongoDB that the review started is left running."""
     import signal
 
     import psutil
 
     store, run_id, *_ , db = scanned
-    sample = review_ds.load_saved_view("worst-first").skip(6).first()
+    sample = review_ds.load_saved_view("worst-first").skip(6 if signal_after == "App: " else 7).first()
     sample.tags.append("relabel")
     sample.save()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "FIFTYONE_DATABASE_DIR": fiftyone_home}
@@ -316,9 +319,9 @@ def test_sigterm_to_review_keeps_the_tags_and_stops_the_app(scanned, review_ds, 
     while time.time() < deadline:
         line = proc.stdout.readline()
         lines.append(line)
-        if line.startswith("App: ") or not line:
+        if line.startswith(signal_after) or not line:
             break
-    assert lines[-1].startswith("App: "), "".join(lines)
+    assert lines[-1].startswith(signal_after), "".join(lines)
     children = psutil.Process(proc.pid).children(recursive=True)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)

@@ -1,9 +1,11 @@
 """Start the FiftyOne App on a review dataset, and stop what FiftyOne started."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
+from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
 
@@ -19,30 +21,44 @@ def launch(dataset, port: int = 5151, address: str = "127.0.0.1", remote: bool =
                          auto=False)
 
 
-class _Stop(Exception):
+class Stopped(Exception):
     """SIGTERM or SIGHUP reached the review: end it like Ctrl-C."""
 
 
-def serve(sync, every: float = 2.0) -> int:
-    """Wait until Ctrl-C, SIGTERM or SIGHUP (a closed terminal), calling `sync()` (it records
-    the App's new tags as decisions) every `every` seconds and once at the end, so stopping the
-    review in any of these ways loses nothing. Returns the decisions recorded in all."""
-    import time
+STOPS = (KeyboardInterrupt, Stopped)  # what ends a review: Ctrl-C, or a signal under `stop_signals`
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """While open, SIGTERM and SIGHUP (a closed terminal) raise `Stopped`, as Ctrl-C raises
+    KeyboardInterrupt. Opened before the App starts: a signal that came between the App's start
+    and the wait would otherwise kill the review, losing the last tags and leaving the App
+    server and MongoDB running (seen under load)."""
 
     def stop(signum, frame):
-        raise _Stop(signal.Signals(signum).name)
+        raise Stopped(signal.Signals(signum).name)
 
     old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def serve(sync, every: float = 2.0) -> int:
+    """Wait until one of `STOPS`, calling `sync()` (it records the App's new tags as decisions)
+    every `every` seconds and once at the end, so stopping the review loses nothing. Returns the
+    decisions recorded in all."""
+    import time
+
     total = 0
     try:
         while True:
             time.sleep(every)
             total += sync()
-    except (KeyboardInterrupt, _Stop) as e:
+    except STOPS as e:
         log.info("review stopped (%s)", type(e).__name__ if isinstance(e, KeyboardInterrupt) else e)
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
     return total + sync()
 
 
