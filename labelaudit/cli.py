@@ -444,8 +444,8 @@ def review(
     """Review the findings in the FiftyOne App (worst first); accept/reject/relabel tags -> DB."""
     try:
         from labelaudit.review import (
-            FINDINGS_VIEW, STOPS, build_review_dataset, launch as launch_app, serve,
-            stop_fiftyone, stop_signals, sync_decisions,
+            FINDINGS_VIEW, build_review_dataset, launch as launch_app, serve, stop_fiftyone,
+            stop_signals, sync_decisions,
         )
     except ImportError:
         _fail("review needs FiftyOne: pip install 'labelaudit[review]'")
@@ -465,14 +465,15 @@ def review(
             if not launch:
                 typer.echo(f"App (after `labelaudit review --launch`): {url}")
                 return
-            try:
+
+            def start() -> None:
                 launch_app(ds, port=port, address=address,
                            view=FINDINGS_VIEW if findings else "worst-first")
                 typer.echo(f"App: {url}  (tag findings or images accept / reject / relabel: each "
                            "tag is recorded within 2 s; Ctrl-C to stop)")
-                recorded = serve(lambda: sync_decisions(store, ds))
-            except STOPS:  # stopped while the App was starting: the tags made before still count
-                recorded = sync_decisions(store, ds)
+
+            try:  # a stop while the App starts still records the tags made before
+                recorded = serve(lambda: sync_decisions(store, ds), start)
             finally:
                 stop_fiftyone()  # the App server and MongoDB this review started
         typer.echo(f"{recorded} decisions recorded from the tags")

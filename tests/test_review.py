@@ -297,9 +297,9 @@ def test_a_review_dataset_is_bound_to_its_store(scanned, review_ds, tmp_path):
     other.close()
 
 
-@pytest.mark.parametrize("signal_after", ["review dataset", "App: "])
+@pytest.mark.parametrize("signal_after, nth", [("review dataset", 7), ("App: ", 6)])
 def test_sigterm_to_review_keeps_the_tags_and_stops_the_app(scanned, review_ds, fiftyone_home,
-                                                            signal_after):
+                                                            signal_after, nth):
     """A tag not yet synced, then `labelaudit review` stopped by SIGTERM while the App starts
     (after the dataset line) or once it runs: the tag is a decision, and no App server or
     MongoDB that the review started is left running."""
@@ -308,7 +308,7 @@ def test_sigterm_to_review_keeps_the_tags_and_stops_the_app(scanned, review_ds, 
     import psutil
 
     store, run_id, *_ , db = scanned
-    sample = review_ds.load_saved_view("worst-first").skip(6 if signal_after == "App: " else 7).first()
+    sample = review_ds.load_saved_view("worst-first").skip(nth).first()  # one image per case
     sample.tags.append("relabel")
     sample.save()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "FIFTYONE_DATABASE_DIR": fiftyone_home}

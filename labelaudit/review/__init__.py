@@ -8,9 +8,9 @@ FiftyOne is an optional extra (`pip install labelaudit[review]`); nothing else i
 """
 from __future__ import annotations
 
-from .app import STOPS, launch, serve, stop_fiftyone, stop_signals
+from .app import launch, serve, stop_fiftyone, stop_signals
 from .dataset import FINDINGS_VIEW, build_review_dataset, dataset_name
 from .sync import VERDICT_TAGS, sync_decisions
 
-__all__ = ["FINDINGS_VIEW", "STOPS", "VERDICT_TAGS", "build_review_dataset", "dataset_name", "launch",
-           "serve", "stop_fiftyone", "stop_signals", "sync_decisions"]
+__all__ = ["FINDINGS_VIEW", "VERDICT_TAGS", "build_review_dataset", "dataset_name", "launch", "serve",
+           "stop_fiftyone", "stop_signals", "sync_decisions"]

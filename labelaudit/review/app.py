@@ -46,14 +46,16 @@ def stop_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def serve(sync, every: float = 2.0) -> int:
-    """Wait until one of `STOPS`, calling `sync()` (it records the App's new tags as decisions)
-    every `every` seconds and once at the end, so stopping the review loses nothing. Returns the
-    decisions recorded in all."""
+def serve(sync, start=None, every: float = 2.0) -> int:
+    """Call `start()` (the App's launch), then `sync()` (it records the App's new tags as
+    decisions) every `every` seconds until one of `STOPS`, at any moment from the start on, and
+    once at the end, so stopping the review loses nothing. Returns the decisions recorded in all."""
     import time
 
     total = 0
     try:
+        if start is not None:
+            start()
         while True:
             time.sleep(every)
             total += sync()
