@@ -311,19 +311,23 @@ def calibrate(
     checkpoint: CheckpointOpt = None,
     probs: ProbsOpt = None,
     dataset: DatasetOpt = None,
+    planted: Annotated[bool, typer.Option(help="Also learn from the errors planted in the teacher's own training labels (when its run has them); --no-planted: the held-out split's copies only, kept beside the default calibration.")] = True,
 ) -> None:
     """Fit the scorer of a teacher on this dataset (scan does it on first use)."""
     from labelaudit.scan import ScanOptions
     from labelaudit.scan.calibrate import CalibrationOptions, calibrate_run
 
-    opts = CalibrationOptions(split=split.value, copies=copies, limit=limit, seed=seed)
+    opts = CalibrationOptions(split=split.value, copies=copies, limit=limit, seed=seed,
+                              planted=planted)
     scan_opts = ScanOptions(run_dir=run, teacher=teacher.value, root=root,
                             **_teacher_files(checkpoint, probs, dataset))
     for path, cal in calibrate_run(scan_opts, opts):
         i = cal.info
-        typer.echo(f"{path}: {i.n_images} {i.split} images x {i.copies} copies, {i.n_candidates} "
-                   f"candidates ({i.n_errors} injected errors); cross-validated ECE {i.cv_ece:.3f}, "
-                   f"AUC {i.cv_auc:.3f}; {i.seconds:.1f} s")
+        typer.echo(f"{path}: {i.n_images} {i.split} images x {i.copies} copies and "
+                   f"{i.planted_images} planted training images, {i.n_candidates} candidates "
+                   f"({i.n_errors} injected errors); cross-validated ECE {i.cv_ece:.3f} "
+                   f"({'planted' if i.planted_images else i.split} rows), AUC {i.cv_auc:.3f}; "
+                   f"{i.seconds:.1f} s")
 
 
 class MapDtype(str, Enum):
@@ -408,7 +412,7 @@ def bench(
     limit: Annotated[Optional[int], typer.Option(help="Only the first N images.")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
     cleanlab_chunk: Annotated[int, typer.Option(help="Images per cleanlab call (it needs them all in memory).")] = 64,
-    scorers: Annotated[str, typer.Option(help="Comma list of our scorers to compare: calibrated,rules.")] = "calibrated,rules",
+    scorers: Annotated[str, typer.Option(help="Comma list of our scorers to compare: calibrated,rules,calibrated-val-only (calibrated without the planted errors).")] = "calibrated,rules",
     prior_shift: Annotated[bool, typer.Option(help="Calibrated scans move p_error to the split's share of errors estimated by EM.")] = False,
 ) -> None:
     """Score scans against the known noise of a synthetic set, side by side with cleanlab."""

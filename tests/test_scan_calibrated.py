@@ -14,7 +14,7 @@ from labelaudit.scan.calibrator import (
     adjust, estimate_prior, expected_calibration_error, expected_precision_cutoff, histogram,
 )
 from labelaudit.scan.candidates import FEATURES, TeacherContext, find_candidates
-from labelaudit.scan.corrupt import RECIPES, _APPLY, corrupt
+from labelaudit.data.corrupt import RECIPES, _APPLY, corrupt
 from labelaudit.scan.score import top_class
 from labelaudit.store import open_db, repo
 

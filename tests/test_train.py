@@ -198,6 +198,23 @@ def test_folds_train_out_of_sample_teachers(tiny, tmp_path):
     ts = load_teachers(tmp_path / "f", "auto")
     assert ts.name == "folds" and len(ts.teachers) == 2
     assert all(ts.for_record(i) == f for i, f in zip(ids, meta["fold_of_index"]))
+    assert not list((tmp_path / "f").rglob("planted.json"))  # out-of-fold teachers never plant
+
+
+def test_a_training_plants_known_errors_and_trains_on_them(tiny, tmp_path):
+    from labelaudit.data.warp import warp_label
+
+    trainer = Trainer(_cfg(tiny, **{"data.plant": 0.125}), tmp_path / "p", progress=False)
+    ds = trainer.data.train_set
+    assert ds.planted is not None and len(ds.planted) == 2  # 12.5 % of 16 training images
+    i = next(k for k, r in enumerate(ds.records) if r.id in ds.planted)
+    planted = ds.planted.label(ds.records[i].id)
+    given = ds.source.load_label(ds.records[i])
+    assert (planted != given).sum() >= 2
+    want = warp_label(planted, ds.warp_params(i, planted.shape), ds.source.classes)
+    assert torch.equal(ds[i]["label"], torch.from_numpy(want.astype(np.int64)))
+    off = Trainer(_cfg(tiny, **{"data.plant": 0.0}), tmp_path / "q", progress=False)
+    assert off.data.train_set.planted is None and not (tmp_path / "q" / "planted.json").exists()
 
 
 @pytest.mark.slow

@@ -28,7 +28,9 @@ from labelaudit.scan.calibrator import expected_calibration_error, expected_prec
 
 log = logging.getLogger(__name__)
 
-SCORERS = ("calibrated", "rules")  # ours, each in its own scan of the same teacher
+# ours, each in its own scan of the same teacher; "calibrated-val-only": the calibrated scorer
+# fitted on the val copies alone, without the errors planted in the training labels
+SCORERS = ("calibrated", "rules", "calibrated-val-only")
 LIST_TARGET = 0.8  # the precision asked of the list (`scan --precision` default)
 TYPE_CODE = {v: k for k, v in NOISE_TYPES.items()}
 UNKNOWN = 255  # label != clean label where the generator kept no per-pixel noise type
@@ -293,14 +295,15 @@ def _from_store(db_url: str, run_id: int, seen: dict[int, tuple], listed_only: b
 
 
 def run_bench(run_dir: str | Path, teachers: tuple[str, ...] = ("csr", "dml"), *,
-              scorers: tuple[str, ...] = SCORERS, db_url: str | None = None, split: str = "train",
+              scorers: tuple[str, ...] = SCORERS[:2], db_url: str | None = None, split: str = "train",
               root: str | Path | None = None, batch_size: int = 8, limit: int | None = None,
               cleanlab_chunk: int = 64, tta: bool = False, progress: bool = True,
               prior_shift: bool = False) -> BenchReport:
     """Per teacher, one fresh scan per scorer (listing every stored finding: precision 0), and
     cleanlab on the first scan's probabilities; everything scored against the known noise."""
-    from labelaudit.scan.run import ScanOptions, run_scan
     from labelaudit.confidence import self_confidence
+    from labelaudit.scan.calibrate import CalibrationOptions
+    from labelaudit.scan.run import ScanOptions, run_scan
 
     try:
         import cleanlab  # noqa: F401
@@ -323,12 +326,15 @@ def run_bench(run_dir: str | Path, teachers: tuple[str, ...] = ("csr", "dml"), *
                 if feed:
                     chunks.add(im.probs, im.label, tmap)
 
+            calibrated = scorer.startswith("calibrated")
             opts = ScanOptions(run_dir=run_dir, split=split, teacher=name, tta=tta, db_url=db_url,
                                root=Path(root) if root else None, batch_size=batch_size,
-                               limit=limit, resume=False, progress=progress, scorer=scorer,
-                               precision=0.0, purpose="bench", prior_shift=prior_shift)
+                               limit=limit, resume=False, progress=progress,
+                               scorer="calibrated" if calibrated else scorer, precision=0.0,
+                               purpose="bench", prior_shift=prior_shift,
+                               calibration=CalibrationOptions(planted=scorer == "calibrated"))
             res = run_scan(opts, on_image=on_image)
-            ours = _from_store(res.db_url, res.run_id, seen, listed_only=scorer == "calibrated")
+            ours = _from_store(res.db_url, res.run_id, seen, listed_only=calibrated)
             ours.seconds = res.own_seconds
             methods[scorer] = ours.scores()
             first = first or (res, ours)

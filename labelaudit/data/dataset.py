@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from labelaudit.data.errors import BadInputError
+from labelaudit.data.planted import Planted
 from labelaudit.data.records import Record
 from labelaudit.data.source import OnBad, Source, check_on_bad
 from labelaudit.data.warp import WarpParams, letterbox_params, random_params, warp_image, warp_label
@@ -66,6 +67,8 @@ class FaceParsingDataset(Dataset):
             drop bad samples up front, in the main process, so that nothing is substituted.
         labels_dir: a corrected label tree (export output) read instead of the source's labels,
             at `labels_dir / source.label_relpath(record)`.
+        planted: labels with known errors planted (`data.planted`), read in place of the labels
+            of their records (a training's; never a scan's).
 
     Item (dict): image (3, S, S) float32; label (S, S) int64 with 255 = ignore; index int (the
     record's position in `self.records`); id str; and the warp: center (2,) float64 (x, y),
@@ -85,6 +88,7 @@ class FaceParsingDataset(Dataset):
         seed: int = 0,
         on_bad: OnBad = "raise",
         labels_dir: str | Path | None = None,
+        planted: Planted | None = None,
     ):
         if channel_order not in ("rgb", "bgr"):
             raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
@@ -99,6 +103,7 @@ class FaceParsingDataset(Dataset):
         self.seed = int(seed)
         self.on_bad = check_on_bad(on_bad)
         self.labels_dir = Path(labels_dir) if labels_dir is not None else None
+        self.planted = planted
         self.epoch = 0
         self.records: list[Record] = source.records(split)
 
@@ -147,6 +152,8 @@ class FaceParsingDataset(Dataset):
             i = (index + k) % n
             try:
                 image, label = self.source.load_pair(self.records[i], self.labels_dir)
+                if self.planted is not None and self.records[i].id in self.planted:
+                    label = self.planted.label(self.records[i].id)
                 return i, image, label
             except BadInputError as err:
                 self.source.handle_bad(err, self.on_bad)

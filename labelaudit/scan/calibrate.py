@@ -2,13 +2,19 @@
 
 The teacher scores a held-out split (val by default: images it never trained on). Each image's
 given labels are copied (24 times for 40 images: about 960 maps in all), each copy corrupted in
-known ways (`scan.corrupt`); every candidate region of every copy (`scan.candidates`) becomes a
+known ways (`data.corrupt`); every candidate region of every copy (`scan.candidates`) becomes a
 row of features, labelled by whether it matches an injected error (IoU >= 0.3 with a connected
-region of changed pixels, the benchmark's own matching rule). A gradient-boosted model is fitted on the rows and stored in
-the run folder (`calibration/<teacher>[-k].pkl` + `.json`); its out-of-image cross-validated
-ECE and AUC are kept with it. Pre-existing errors of the held-out labels count as clean here,
-which makes the model slightly cautious. Up to 64 images are kept in memory; a larger
-split is read twice (thresholds and confusion first, then the copies), so memory stays flat.
+region of changed pixels, the benchmark's own matching rule). When the teacher's run planted
+known errors in some of its training labels (`data.planted`), those images add rows too: their
+planted labels against the teacher that trained on them, the way a scan of the training split
+meets a real error. Every row carries the `trained` feature (planted rows 1, val copies 0), the
+two sources weigh the same, and a scan of the training split scores its candidates as trained.
+A gradient-boosted model is fitted on the rows and stored in the run folder
+(`calibration/<teacher>[-k].pkl` + `.json`); its out-of-image cross-validated ECE and AUC are
+kept with it (on the planted rows when there are any). Pre-existing errors of the labels count
+as clean here, which makes the model slightly cautious. Up to 64 images are kept in memory; a
+larger split is read twice (thresholds and confusion first, then the copies), so memory stays
+flat.
 """
 from __future__ import annotations
 
@@ -23,12 +29,14 @@ from torch.utils.data import DataLoader
 
 from labelaudit.confidence import ConfidenceStats, self_confidence
 from labelaudit.data.classes import IGNORE_INDEX
+from labelaudit.data.planted import INDEX as PLANTED_INDEX
+from labelaudit.data.planted import Planted, load_planted
 from labelaudit.scan.calibrator import (
-    FLOOR, CalibrationInfo, Calibrator, cross_validated, expected_calibration_error, fit_model,
-    reliability,
+    FLOOR, TRAINED, CalibrationInfo, Calibrator, cross_validated, expected_calibration_error,
+    fit_model, reliability, with_trained,
 )
 from labelaudit.scan.candidates import FEATURES, Candidates, TeacherContext, find_candidates
-from labelaudit.scan.corrupt import corrupt
+from labelaudit.data.corrupt import corrupt
 from labelaudit.scan.forward import Predict, ScanDataset, scan_collate
 from labelaudit.scan.score import top_class
 
@@ -47,12 +55,15 @@ class CalibrationOptions:
     seed: int = 0
     batch_size: int = 8
     progress: bool = True
+    planted: bool = True  # learn from the errors planted in the teacher's training labels too
 
 
-def calibration_path(run_dir: Path, teacher: str, k: int = 0, n_teachers: int = 1) -> Path:
-    """Where the calibration of teacher `teacher` (fold k of n) lives in its run folder."""
+def calibration_path(run_dir: Path, teacher: str, k: int = 0, n_teachers: int = 1,
+                     planted: bool = True) -> Path:
+    """Where the calibration of teacher `teacher` (fold k of n) lives in its run folder; one
+    made without the planted errors (`CalibrationOptions.planted` off) is kept beside it."""
     name = teacher if n_teachers == 1 else f"{teacher}-{k}"
-    return Path(run_dir) / FOLDER / f"{name}.pkl"
+    return Path(run_dir) / FOLDER / f"{name}{'' if planted else '-val-only'}.pkl"
 
 
 def candidate_truth(cands: Candidates, changed: np.ndarray, iou: float = MATCH_IOU) -> np.ndarray:
@@ -84,37 +95,49 @@ def teacher_context(stats: ConfidenceStats, confusion: np.ndarray, flip_pairs,
 
 
 class _Rows:
-    """Collects feature rows, truth and the image each row came from."""
+    """Collects feature rows (with the `trained` column), truth and the image each came from."""
 
     def __init__(self) -> None:
         self.x: list[np.ndarray] = []
         self.y: list[np.ndarray] = []
         self.group: list[np.ndarray] = []
 
-    def add(self, cands: Candidates, truth: np.ndarray, group: int) -> None:
-        self.x.append(cands.features)
+    def add(self, cands: Candidates, truth: np.ndarray, group: int, trained: bool) -> None:
+        self.x.append(with_trained(cands.features, trained))
         self.y.append(truth)
         self.group.append(np.full(len(cands), group))
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not self.x:
+            return np.zeros((0, len(FEATURES) + 1), np.float32), np.zeros(0, bool), np.zeros(0, int)
         return np.concatenate(self.x), np.concatenate(self.y), np.concatenate(self.group)
 
 
-def _held_out(dataset: ScanDataset, predict: Predict, k: int, opts: CalibrationOptions):
-    """Yields (probs, label) of the held-out split's images, batch by batch."""
+def _images(dataset: ScanDataset, predict: Predict, k: int, opts: CalibrationOptions, what: str):
+    """Yields (probs, label, record id) of the dataset's images, batch by batch."""
     from tqdm.auto import tqdm
 
     loader = DataLoader(dataset, batch_size=opts.batch_size, collate_fn=scan_collate)
-    with tqdm(total=len(dataset), desc=f"calibrate {opts.split}", unit="img",
+    with tqdm(total=len(dataset), desc=f"calibrate {what}", unit="img",
               disable=None if opts.progress else True) as bar:
         for batch in loader:
             if "image" in batch:
-                yield from zip(predict(k, batch), batch["label_orig"])
+                ids = [dataset.records[i].id for i in batch["index"].tolist()]
+                yield from zip(predict(k, batch), batch["label_orig"], ids)
             bar.update(len(batch["index"]) if "index" in batch else 0)
 
 
+@dataclass
+class PlantedSet:
+    """The planted training labels of the teacher's own run and the labels they were made from."""
+
+    planted: Planted
+    labels_dir: Any = None  # the corrected label tree the training read, if any
+
+
 def calibrate_teacher(source, size: int, channel_order: str, predict: Predict, k: int,
-                      teacher: str, checkpoint: Path, opts: CalibrationOptions) -> Calibrator:
+                      teacher: str, checkpoint: Path, opts: CalibrationOptions,
+                      planted: PlantedSet | None = None) -> Calibrator:
     """Fit the scorer of teacher k (see the module docstring)."""
     t0 = time.perf_counter()
     dataset = ScanDataset(source, opts.split, size=size, augment=False, channel_order=channel_order)
@@ -124,29 +147,37 @@ def calibrate_teacher(source, size: int, channel_order: str, predict: Predict, k
         raise ValueError(f"{source.root}: the {opts.split} split has no images to calibrate on")
     if len(dataset) < 20:
         log.warning("calibrating on %d %s images only: p_error will be rough", len(dataset), opts.split)
-    held = list(_held_out(dataset, predict, k, opts)) if len(dataset) <= 64 else None
+    held = list(_images(dataset, predict, k, opts, opts.split)) if len(dataset) <= 64 else None
 
     def images():
-        return held if held is not None else _held_out(dataset, predict, k, opts)
+        return held if held is not None else _images(dataset, predict, k, opts, opts.split)
 
     ctx = _context(images(), source.classes)
     copies = opts.copies or int(np.clip(np.ceil(MAPS / len(dataset)), 2, 24))
-    x, y, groups = _rows(images(), ctx, source.classes, copies, np.random.default_rng(opts.seed))
+    rows = _Rows()
+    _copies_rows(rows, images(), ctx, source.classes, copies, np.random.default_rng(opts.seed))
+    n_planted = _planted_rows(rows, planted, source, size, channel_order, predict, k, ctx, opts)
+    x, y, groups = rows.arrays()
+    trained = x[:, -1] > 0
     if y.sum() < 2 or (~y).sum() < 2:
         raise ValueError(f"{source.root}: too few candidates to calibrate on ({int(y.sum())} "
                          f"errors, {int((~y).sum())} clean) in {len(dataset)} {opts.split} images; "
                          "scan with --scorer rules")
-    model = fit_model(x, y, opts.seed)
-    facts = _cross_validated_facts(x, y, groups, opts.seed)
+    weight = _balance(trained)
+    model = fit_model(x, y, opts.seed, weight)
+    facts = _cross_validated_facts(x, y, groups, weight, trained, opts.seed)
     import sklearn
 
     info = CalibrationInfo(teacher, str(checkpoint), opts.split, len(dataset), copies, len(y),
                            int(y.sum()), float(y.mean()), time.perf_counter() - t0,
-                           facts["ece"], facts["auc"], list(FEATURES), sklearn.__version__,
-                           facts["table"], facts["prior_stored"])
-    log.info("calibration of %s on %d %s images x %d copies: %d candidates, %d errors, "
-             "cv ECE %.3f, cv AUC %.3f, %.1f s", teacher, len(dataset), opts.split, copies,
-             len(y), int(y.sum()), info.cv_ece, info.cv_auc, info.seconds)
+                           facts["ece"], facts["auc"], [*FEATURES, TRAINED], sklearn.__version__,
+                           facts["table"], facts["prior_stored"], planted_images=n_planted,
+                           planted_candidates=int(trained.sum()),
+                           planted_errors=int(y[trained].sum()), cv_ece_val=facts["ece_val"])
+    log.info("calibration of %s on %d %s images x %d copies and %d planted training images: "
+             "%d candidates, %d errors, cv ECE %.3f (val copies %.3f), cv AUC %.3f, %.1f s",
+             teacher, len(dataset), opts.split, copies, n_planted, len(y), int(y.sum()),
+             info.cv_ece, info.cv_ece_val, info.cv_auc, info.seconds)
     return Calibrator(model, info, ctx)
 
 
@@ -154,7 +185,7 @@ def _context(images, classes) -> TeacherContext:
     """Per-class thresholds and the teacher's confusion on the given labels."""
     c = classes.num_classes
     stats, confusion = ConfidenceStats(c), np.zeros((c, c))
-    for probs, label in images:
+    for probs, label, _ in images:
         stats.update(probs, label)
         valid = label != IGNORE_INDEX
         confusion += np.bincount(label[valid].astype(np.int64) * c + probs.argmax(0)[valid],
@@ -162,30 +193,64 @@ def _context(images, classes) -> TeacherContext:
     return teacher_context(stats, confusion, classes.flip_pairs)
 
 
-def _rows(images, ctx: TeacherContext, classes, copies: int, rng: np.random.Generator
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(features, is an injected error, image index) of every candidate of every corrupted copy."""
-    rows = _Rows()
-    for i, (probs, label) in enumerate(images):
-        pred, top = top_class(probs)
+def _candidate_rows(rows: _Rows, probs: np.ndarray, label: np.ndarray, noisy: np.ndarray,
+                    ctx: TeacherContext, group: int, trained: bool, pred_top=None) -> None:
+    """The candidates of `noisy` against the teacher, labelled by the errors `noisy != label`."""
+    pred, top = pred_top if pred_top is not None else top_class(probs)
+    cands = find_candidates(probs, noisy, self_confidence(probs, noisy), pred, top, ctx)
+    rows.add(cands, candidate_truth(cands, noisy != label), group, trained)
+
+
+def _copies_rows(rows: _Rows, images, ctx: TeacherContext, classes, copies: int,
+                 rng: np.random.Generator) -> None:
+    """Rows of every candidate of `copies` corrupted copies of each held-out label."""
+    for i, (probs, label, _) in enumerate(images):
+        pred_top = top_class(probs)
         for _ in range(copies):
             noisy, _ = corrupt(label, rng, classes.num_classes, classes.flip_pairs)
-            cands = find_candidates(probs, noisy, self_confidence(probs, noisy), pred, top, ctx)
-            rows.add(cands, candidate_truth(cands, noisy != label), i)
-    return rows.arrays()
+            _candidate_rows(rows, probs, label, noisy, ctx, i, False, pred_top)
 
 
-def _cross_validated_facts(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int) -> dict:
+def _planted_rows(rows: _Rows, planted: PlantedSet | None, source, size: int, channel_order: str,
+                  predict: Predict, k: int, ctx: TeacherContext, opts: CalibrationOptions) -> int:
+    """Rows of the planted training images: their planted labels against the teacher that
+    trained on them, the planted errors as truth. Returns the number of images used."""
+    if planted is None or not len(planted.planted):
+        return 0
+    ds = ScanDataset(source, "train", size=size, augment=False, channel_order=channel_order,
+                     labels_dir=planted.labels_dir)
+    ds.records = [r for r in ds.records if r.id in planted.planted]
+    n = 0
+    for probs, label, rid in _images(ds, predict, k, opts, "planted"):
+        _candidate_rows(rows, probs, label, planted.planted.label(rid), ctx, -1 - n, True)
+        n += 1
+    return n
+
+
+def _balance(trained: np.ndarray) -> np.ndarray:
+    """Row weights under which the planted rows, when any, weigh as much as the val copies'."""
+    w = np.ones(len(trained))
+    if trained.any() and (~trained).any():
+        w[trained] = (~trained).sum() / trained.sum()
+    return w
+
+
+def _cross_validated_facts(x: np.ndarray, y: np.ndarray, groups: np.ndarray, weight: np.ndarray,
+                           trained: np.ndarray, seed: int) -> dict:
     """ECE, AUC and reliability of the model's out-of-image probabilities (each image's
-    candidates scored by a model fitted without that image), and the share of errors among the
-    candidates it would store (p >= FLOOR)."""
+    candidates scored by a model fitted without that image) on the rows like those a scan of
+    the training split meets (the planted ones when there are any), the ECE on the val copies,
+    and the share of errors among the candidates it would store (p >= FLOOR)."""
     from sklearn.metrics import roc_auc_score
 
-    cv = cross_validated(x, y, groups, seed)
+    cv = cross_validated(x, y, groups, seed, weight)
     ok = ~np.isnan(cv)
-    p, t = cv[ok], y[ok]
+    scan_like = ok & (trained if trained.any() else np.ones(len(y), bool))
+    p, t = cv[scan_like], y[scan_like]
+    val = ok & ~trained
     both = len(np.unique(t)) == 2
     return {"ece": expected_calibration_error(p, t), "table": reliability(p, t),
+            "ece_val": expected_calibration_error(cv[val], y[val]),
             "auc": float(roc_auc_score(t, p)) if both else float("nan"),
             "prior_stored": float(t[p >= FLOOR].mean()) if (p >= FLOOR).any() else float("nan")}
 
@@ -200,13 +265,24 @@ def _stamp(files: list[Path], source) -> str:
     return "|".join([*parts, str(Path(source.root).resolve())])
 
 
+def planted_of(run_dir: Path, teachers) -> PlantedSet | None:
+    """The planted labels a calibration of these teachers learns from: their run's own, when
+    the run's one teacher (a network or its snapshot ensemble) trained on them; None for K-fold
+    teachers (they score images they never trained on) and for teachers from files."""
+    if teachers.data is None or len(teachers.teachers) != 1:
+        return None
+    planted = load_planted(run_dir)
+    return PlantedSet(planted, getattr(teachers.data, "labels", None)) if planted else None
+
+
 def load_or_calibrate(run_dir: Path, teachers, k: int, source, predict: Predict,
                       opts: CalibrationOptions, force: bool = False) -> Calibrator:
     """Teacher k's calibration from the run folder, fitted (and stored) when missing, stale
     (another checkpoint or dataset) or `force`d."""
     t = teachers.teachers[k]
-    path = calibration_path(run_dir, teachers.name, k, len(teachers.teachers))
-    stamp = _stamp(t.files(), source)
+    path = calibration_path(run_dir, teachers.name, k, len(teachers.teachers), opts.planted)
+    planted = planted_of(run_dir, teachers) if opts.planted else None
+    stamp = _stamp([*t.files(), *([Path(run_dir) / PLANTED_INDEX] if planted else [])], source)
     if path.exists() and not force:
         try:
             cal = Calibrator.load(path)
@@ -217,7 +293,7 @@ def load_or_calibrate(run_dir: Path, teachers, k: int, source, predict: Predict,
                 return cal
             log.info("%s: made from another checkpoint or dataset; calibrating again", path)
     cal = calibrate_teacher(source, teachers.size, teachers.channel_order, predict, k,
-                            teachers.name, stamp, opts)
+                            teachers.name, stamp, opts, planted)
     cal.save(path)
     return cal
 
@@ -232,6 +308,6 @@ def calibrate_run(scan: Any, opts: CalibrationOptions | None = None) -> list[tup
     source = scan.source(teachers)
     predict = teacher_predictor(teachers, source.classes)
     n = len(teachers.teachers)
-    return [(calibration_path(scan.run_dir, teachers.name, k, n),
+    return [(calibration_path(scan.run_dir, teachers.name, k, n, opts.planted),
              load_or_calibrate(scan.run_dir, teachers, k, source, predict, opts, force=True))
             for k in range(n)]

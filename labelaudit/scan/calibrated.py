@@ -33,8 +33,12 @@ log = logging.getLogger(__name__)
 class CalibratedScorer:
     """Audits images with the calibration of the teacher that scores them."""
 
-    def __init__(self, calibrators: list[Calibrator], hist: list[list[int]] | None = None) -> None:
+    def __init__(self, calibrators: list[Calibrator], hist: list[list[int]] | None = None,
+                 on_training_images: bool = False) -> None:
         self.calibrators = calibrators
+        # per teacher: its calibration learnt from planted training errors and the scan's
+        # images are training images (the teacher trained on their labels)
+        self.trained = [on_training_images and c.info.planted_images > 0 for c in calibrators]
         n = len(histogram(np.zeros(0)))
         self.hist = [np.asarray(h, np.int64) for h in hist] if hist else \
             [np.zeros(n, np.int64) for _ in calibrators]
@@ -58,7 +62,7 @@ class CalibratedScorer:
         for k in sorted({w[0] for w in work}):
             rows = [i for i, w in enumerate(work) if w[0] == k]
             feats = [work[i][4].features for i in rows]
-            p = self.calibrators[k].predict(np.concatenate(feats))
+            p = self.calibrators[k].predict(np.concatenate(feats), self.trained[k])
             self.hist[k] += histogram(p)
             for i, chunk in zip(rows, np.split(p, np.cumsum([len(f) for f in feats])[:-1])):
                 out[i] = chunk

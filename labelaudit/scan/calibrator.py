@@ -26,7 +26,14 @@ log = logging.getLogger(__name__)
 
 BINS = np.linspace(-14.0, 14.0, 281)  # logit histogram edges for the prior estimate
 FLOOR = 0.1  # candidates below this raw probability are counted, not stored, not re-weighted
-FORMAT = 4  # 2: with an isotonic map; 3: a regularised model, no map; 4: half-learnt labels are candidates
+FORMAT = 5  # 2: with an isotonic map; 3: a regularised model, no map; 4: half-learnt labels are candidates; 5: the `trained` feature
+TRAINED = "trained"  # the last feature: 1 where the teacher trained on the image's labels
+
+
+def with_trained(features: np.ndarray, trained: bool) -> np.ndarray:
+    """Candidate features (n, len(FEATURES)) with the TRAINED column appended."""
+    col = np.full((len(features), 1), 1.0 if trained else 0.0, np.float32)
+    return np.hstack([np.asarray(features, np.float32), col])
 
 
 def logit(p: np.ndarray) -> np.ndarray:
@@ -121,6 +128,10 @@ class CalibrationInfo:
     cv_reliability: dict[str, list] = field(default_factory=dict)  # see `reliability`
     prior_stored: float = float("nan")  # share of errors among candidates with p >= FLOOR
     format: int = FORMAT
+    planted_images: int = 0  # training images with planted errors the rows came from too
+    planted_candidates: int = 0
+    planted_errors: int = 0
+    cv_ece_val: float = float("nan")  # on the val copies' rows (cv_ece: planted rows, if any)
 
 
 @functools.cache
@@ -146,14 +157,15 @@ class Calibrator:
         stored = self.info.prior_stored
         return self.info.prior if math.isnan(stored) else stored
 
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        """Raw probabilities, one OpenMP thread: the model is small, and OpenMP threads competing
-        with the network's were measured 100x slower (1.2 s vs 12 ms per 1000 rows on 2 busy
-        cores)."""
+    def predict(self, features: np.ndarray, trained: bool) -> np.ndarray:
+        """Raw probabilities of candidates (features: `candidates.FEATURES`) on images whose
+        labels the teacher did (`trained`) or did not train on. One OpenMP thread: the model is
+        small, and OpenMP threads competing with the network's were measured 100x slower
+        (1.2 s vs 12 ms per 1000 rows on 2 busy cores)."""
         if len(features) == 0:
             return np.zeros(0)
         with _openmp_controller().limit(limits=1, user_api="openmp"):
-            return self.model.predict_proba(features)[:, 1]
+            return self.model.predict_proba(with_trained(features, trained))[:, 1]
 
 
     def save(self, path: Path) -> None:
@@ -178,7 +190,7 @@ class Calibrator:
                              "delete it and run `labelaudit calibrate` again") from None
 
 
-def fit_model(x: np.ndarray, y: np.ndarray, seed: int = 0):
+def fit_model(x: np.ndarray, y: np.ndarray, seed: int = 0, weight: np.ndarray | None = None):
     """A strongly regularised gradient-boosted classifier: 200 trees of depth 2, each leaf
     holding at least 1/80 of the rows (at most 1000), a small learning rate, no early stopping.
 
@@ -192,11 +204,11 @@ def fit_model(x: np.ndarray, y: np.ndarray, seed: int = 0):
     leaf = int(min(1000, max(20, len(y) // 80)))
     return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_depth=2,
                                           min_samples_leaf=leaf, early_stopping=False,
-                                          random_state=seed).fit(x, y)
+                                          random_state=seed).fit(x, y, sample_weight=weight)
 
 
 def cross_validated(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 0,
-                    folds: int = 4) -> np.ndarray:
+                    weight: np.ndarray | None = None, folds: int = 4) -> np.ndarray:
     """Out-of-group probabilities (each image's candidates scored by a model that never saw
     that image); NaN everywhere when there are fewer than two groups."""
     from sklearn.model_selection import GroupKFold
@@ -208,5 +220,6 @@ def cross_validated(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int 
     for train, test in GroupKFold(n_splits=min(folds, n_groups)).split(x, y, groups):
         if len(np.unique(y[train])) < 2:
             continue
-        out[test] = fit_model(x[train], y[train], seed).predict_proba(x[test])[:, 1]
+        w = weight[train] if weight is not None else None
+        out[test] = fit_model(x[train], y[train], seed, w).predict_proba(x[test])[:, 1]
     return out

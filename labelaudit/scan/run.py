@@ -23,12 +23,13 @@ from labelaudit.files import sha256_file
 from labelaudit.scan.forward import (  # noqa: F401  (ScanDataset, scan_collate: public here too)
     Predict, ScanDataset, device_named, forward, scan_collate, teacher_predictor,
 )
-from labelaudit.scan.calibrate import CalibrationOptions, load_or_calibrate
+from labelaudit.data.planted import Planted
+from labelaudit.scan.calibrate import CalibrationOptions, load_or_calibrate, planted_of
 from labelaudit.scan.calibrated import CalibratedScorer, SplitEstimate, finalise_scores
 from labelaudit.scan.layout import ScanMaps
 from labelaudit.scan.memorisation import learnt_pixels, region_agreement
 from labelaudit.scan.progress import rank_entry, totals, with_rank
-from labelaudit.scan.score import ConfidenceStats, ImageAudit, ScanParams, audit_image
+from labelaudit.scan.score import ConfidenceStats, ImageAudit, Region, ScanParams, audit_image
 from labelaudit.teachers import TeacherSet, open_teachers
 from labelaudit.distributed import (
     Dist, all_reduce_mean, barrier, broadcast_object, setup_distributed,
@@ -252,6 +253,7 @@ class _Plan:
     calibration_seconds: float = 0.0
     rank: int = 0  # of a sharded scan (torchrun); 0 alone
     n_left: int = 0  # images of the split still to score, by all ranks together
+    planted: Planted | None = None  # the teacher's planted training labels (a train-split scan)
 
 
 @dataclass
@@ -317,15 +319,18 @@ def _plan(opts: ScanOptions, store: Store, db_url: str, dist: Dist, predict: Pre
         calibrators = _calibrators(opts, teachers, source, predict)  # rank 0 stored them
     n_left, todo = len(todo), todo[dist.rank::dist.world_size]
     maps = ScanMaps.at(Path(opts.run_dir).resolve(), run_id).create() if opts.maps else None
+    planted = planted_of(opts.run_dir, teachers) if opts.split == "train" else None
+    planted = planted.planted if planted is not None else None
     if calibrators is None:
         thresholds = _thresholds(teachers, source, opts, predict)
         return _Plan(store, db_url, run_id, teachers, dataset, image_ids, todo, maps, thresholds,
-                     predict, rank=dist.rank, n_left=n_left)
+                     predict, rank=dist.rank, n_left=n_left, planted=planted)
     with store.session() as s:
         hist = rank_entry(s.get(Run, run_id).progress, dist.rank).get("p_hist")
+    scorer = CalibratedScorer(calibrators, hist, on_training_images=opts.split == "train")
     return _Plan(store, db_url, run_id, teachers, dataset, image_ids, todo, maps,
-                 [c.context.thresholds for c in calibrators], predict,
-                 CalibratedScorer(calibrators, hist), time.perf_counter() - t0, dist.rank, n_left)
+                 [c.context.thresholds for c in calibrators], predict, scorer,
+                 time.perf_counter() - t0, dist.rank, n_left, planted)
 
 
 def _calibrators(opts: ScanOptions, teachers: TeacherSet, source, predict: Predict):
@@ -338,22 +343,31 @@ def _calibrators(opts: ScanOptions, teachers: TeacherSet, source, predict: Predi
 
 def score_batch(plan: _Plan, batch: dict[str, Any], probs: list[np.ndarray],
                 params: ScanParams) -> list[ScoredImage]:
-    """The audit of every image of a batch: pure (no files, no store)."""
+    """The audit of every image of a batch: pure (no files but the planted labels, no store)."""
+    recs = [plan.dataset.records[i] for i in batch["index"].tolist()]
+    labels = batch["label_orig"]
     if plan.scorer is not None:
-        recs = [plan.dataset.records[i] for i in batch["index"].tolist()]
         audits = plan.scorer.audit_batch(
-            [(plan.teachers.for_record(rec.id), p, lb) for rec, p, lb in
-             zip(recs, probs, batch["label_orig"])], with_heatmap=plan.maps is not None)
-        return [ScoredImage(rec, plan.image_ids[rec.id], lb, p, a) for rec, lb, p, a in
-                zip(recs, batch["label_orig"], probs, audits)]
-    out = []
-    for k, idx in enumerate(batch["index"].tolist()):
-        rec = plan.dataset.records[idx]
-        label = batch["label_orig"][k]
-        audit = audit_image(probs[k], label, plan.thresholds[plan.teachers.for_record(rec.id)],
-                            params, with_heatmap=plan.maps is not None)
-        out.append(ScoredImage(rec, plan.image_ids[rec.id], label, probs[k], audit))
-    return out
+            [(plan.teachers.for_record(rec.id), p, lb) for rec, p, lb in zip(recs, probs, labels)],
+            with_heatmap=plan.maps is not None)
+    else:
+        audits = [audit_image(p, lb, plan.thresholds[plan.teachers.for_record(rec.id)], params,
+                              with_heatmap=plan.maps is not None)
+                  for rec, p, lb in zip(recs, probs, labels)]
+    if plan.planted is not None:
+        for rec, lb, a in zip(recs, labels, audits):
+            if rec.id in plan.planted:
+                changed = plan.planted.changed(rec.id, lb)
+                a.regions = [r for r in a.regions if not on_planted(r, changed)]
+    return [ScoredImage(rec, plan.image_ids[rec.id], lb, p, a)
+            for rec, lb, p, a in zip(recs, labels, probs, audits)]
+
+
+def on_planted(region: Region, changed: np.ndarray) -> bool:
+    """Whether at least half of a region lies where an error was planted in the training label
+    (`changed`, (H, W) bool): the teacher learnt that error, the given label is right there."""
+    x, y, w, h = region.bbox
+    return bool(changed[y:y + h, x:x + w][region.mask].mean() >= 0.5)
 
 
 class ScanWriter:

@@ -41,6 +41,12 @@ class DataConfig:
     merge_order: str = "official"  # CelebAMask-HQ part merge order
     workers: int = 0
     on_bad: str = "raise"
+    # Known errors planted in copies of this share of the training labels (at most plant_max
+    # images; 0 = none), for the calibrated scorer to learn how the teacher treats an error it
+    # trained on (data.planted). Folds never plant: their teachers score images they never saw.
+    # Off by default until measured on held-out noise (docs/experiments.md, stop 22).
+    plant: float = 0.0
+    plant_max: int = 500
 
     def open_source(self, on_bad: str | None = None):
         """The dataset these settings describe (merge order only where the layout has parts)."""

@@ -71,7 +71,19 @@ def _unwrap(m: torch.nn.Module) -> torch.nn.Module:
     return m.module if isinstance(m, torch.nn.parallel.DistributedDataParallel) else m
 
 
-def _build_data(cfg: TrainConfig, dist: D.Dist, train_indices: list[int] | None) -> _Data:
+def _planted(cfg: TrainConfig, run_dir: Path, source, records, dist: D.Dist):
+    """The run's planted labels: written by rank 0 (or reused on resume), read by all."""
+    from labelaudit.data.planted import load_planted, plant
+
+    d = cfg.data
+    if dist.is_master:
+        plant(run_dir, source, records, d.labels, d.plant, d.plant_max, cfg.seed)
+    D.barrier(dist)
+    return load_planted(run_dir) if d.plant > 0 else None
+
+
+def _build_data(cfg: TrainConfig, dist: D.Dist, train_indices: list[int] | None,
+                run_dir: Path) -> _Data:
     """Datasets, the seeded (Distributed)Sampler and the training loader."""
     from labelaudit.data import FaceParsingDataset, collate
 
@@ -83,6 +95,8 @@ def _build_data(cfg: TrainConfig, dist: D.Dist, train_indices: list[int] | None)
                   labels_dir=d.labels)
     train_set = FaceParsingDataset(source, "train", augment=True, scale_range=(d.scale_min, d.scale_max),
                                    rotation=d.rotation, flip=d.flip, **common)
+    if train_indices is None:  # a K-fold teacher never plants (see DataConfig.plant)
+        train_set.planted = _planted(cfg, run_dir, source, train_set.records, dist)
     val_set = FaceParsingDataset(source, "val", augment=False, **common)
     if len(val_set) == 0:
         log.warning("%s: the val split is empty: validation F1 is not measured (nan), and the "
@@ -164,7 +178,7 @@ class Trainer:
         _seed_everything(cfg.seed)
         self.device = self.dist.device
         self.use_amp = cfg.amp and self.device.type == "cuda"
-        self.data = _build_data(cfg, self.dist, train_indices)
+        self.data = _build_data(cfg, self.dist, train_indices, self.run_dir)
         self.classes = self.data.source.classes
         net = _build_student(cfg, self.classes.num_classes, pretrained=state is None)
         # The teacher keeps plain ABN (never synchronised): rank 0 re-estimates its BN alone.

@@ -1,7 +1,7 @@
 """A second, held-out family of label noise: the habits of a hurried human annotator.
 
 The first family (`noise`: flip, drop, boundary, blob) is what the rules of `scan.score` were
-tuned on; the calibration (`scan.corrupt`) has a third generator of its own. This family exists
+tuned on; the calibration (`data.corrupt`) has a third generator of its own. This family exists
 so that the benchmark can report on errors neither was built from (docs/design.md §4):
 
 - paint: one connected part painted as a class an annotator confuses it with (an eye as
