@@ -32,7 +32,7 @@ import numpy as np
 
 
 def rows_and_eval(run: Path):
-    """(x, y, groups) of the calibration rows and the evaluation candidates (features, truth,
+    """(x, y, image) of the calibration rows and the evaluation candidates (features, truth,
     image index) of the training images that were not planted, with the image truth."""
     from labelaudit.confidence import self_confidence
     from labelaudit.scan import calibrate as C
@@ -50,7 +50,7 @@ def rows_and_eval(run: Path):
     held = list(C._images(val, predict, 0, opts, "val"))
     ctx = C._context(held, source.classes)
     rows = C._Rows()
-    copies = int(np.clip(np.ceil(C.MAPS / len(held)), 2, 24))
+    copies = opts.copies_for(len(held))
     C._copies_rows(rows, held, ctx, source.classes, copies, np.random.default_rng(0))
     planted = C.planted_of(run, teachers)
     if planted is None:
@@ -59,7 +59,7 @@ def rows_and_eval(run: Path):
                     ctx, opts)
     train = ScanDataset(source, "train", size=teachers.size, augment=False,
                         channel_order=teachers.channel_order)
-    train.records = [r for r in train.records if r.id not in planted.planted]
+    train.records = [r for r in train.records if r.id not in planted]
     clean = {r.id: source.load_clean_label(r) for r in train.records}
     feats, truth, image, noisy = [], [], [], []
     for i, (probs, label, rid) in enumerate(C._images(train, predict, 0, opts, "train")):
@@ -74,7 +74,7 @@ def rows_and_eval(run: Path):
                            np.asarray(noisy))
 
 
-def variants(x, y, groups):
+def variants(x, y):
     """name -> function(features (n, F)) -> p, each fitted on the calibration rows."""
     from sklearn.linear_model import LogisticRegression
 
@@ -130,12 +130,12 @@ def main() -> None:
     ap.add_argument("--run", type=Path, required=True)
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
-    (x, y, groups), (f, t, image, noisy) = rows_and_eval(a.run)
+    (x, y, _), (f, t, image, noisy) = rows_and_eval(a.run)
     trained = x[:, -1] > 0
     print(f"rows: {len(y)} ({int(y.sum())} errors), planted {int(trained.sum())} "
           f"({int(y[trained].sum())} errors); evaluation: {len(t)} candidates, {int(t.sum())} "
           f"errors, {int(noisy.sum())} of {len(noisy)} images noisy")
-    out = {name: score(fn(f), t, image, noisy) for name, fn in variants(x, y, groups).items()}
+    out = {name: score(fn(f), t, image, noisy) for name, fn in variants(x, y).items()}
     print("| variant | ECE | AUC | R @ P>=0.8 | image AP | expected / true errors |")
     print("|---|---|---|---|---|---|")
     for name, s in out.items():

@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 # ours, each in its own scan of the same teacher; "calibrated-val-only": the calibrated scorer
 # fitted on the val copies alone, without the errors planted in the training labels
-SCORERS = ("calibrated", "rules", "calibrated-val-only")
+DEFAULT_SCORERS = ("calibrated", "rules")
+SCORERS = (*DEFAULT_SCORERS, "calibrated-val-only")
 LIST_TARGET = 0.8  # the precision asked of the list (`scan --precision` default)
 TYPE_CODE = {v: k for k, v in NOISE_TYPES.items()}
 UNKNOWN = 255  # label != clean label where the generator kept no per-pixel noise type
@@ -295,7 +296,7 @@ def _from_store(db_url: str, run_id: int, seen: dict[int, tuple], listed_only: b
 
 
 def run_bench(run_dir: str | Path, teachers: tuple[str, ...] = ("csr", "dml"), *,
-              scorers: tuple[str, ...] = SCORERS[:2], db_url: str | None = None, split: str = "train",
+              scorers: tuple[str, ...] = DEFAULT_SCORERS, db_url: str | None = None, split: str = "train",
               root: str | Path | None = None, batch_size: int = 8, limit: int | None = None,
               cleanlab_chunk: int = 64, tta: bool = False, progress: bool = True,
               prior_shift: bool = False) -> BenchReport:

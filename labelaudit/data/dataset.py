@@ -151,9 +151,11 @@ class FaceParsingDataset(Dataset):
         for k in range(n):
             i = (index + k) % n
             try:
-                image, label = self.source.load_pair(self.records[i], self.labels_dir)
-                if self.planted is not None and self.records[i].id in self.planted:
-                    label = self.planted.label(self.records[i].id)
+                rec = self.records[i]
+                planted = None
+                if self.planted is not None and rec.id in self.planted:
+                    planted = self.planted.label(rec.id)
+                image, label = self.source.load_pair(rec, self.labels_dir, planted)
                 return i, image, label
             except BadInputError as err:
                 self.source.handle_bad(err, self.on_bad)

@@ -48,6 +48,11 @@ class Planted:
     def __len__(self) -> int:
         return len(self.paths)
 
+    @property
+    def labels_dir(self) -> str | None:
+        """The corrected label tree the planted labels were made from (and the training read)."""
+        return self.settings.get("labels")
+
     def label(self, record_id: str) -> np.ndarray:
         return read_label(self.paths[record_id])
 
@@ -103,7 +108,7 @@ def plant(run_dir: str | Path, source, records, labels_dir, share: float, at_mos
                                                     indent=1) + "\n").encode())
     log.info("planted known errors in %d of %d training labels (%d pixels), kept in %s",
              len(images), len(records), changed, run_dir / FOLDER)
-    return load_planted(run_dir)
+    return Planted({rid: run_dir / rel for rid, rel in images.items()}, settings)
 
 
 def load_planted(run_dir: str | Path) -> Planted | None:

@@ -103,10 +103,14 @@ class Source:
         return read_label(record.label_path)
 
     def load_pair(
-        self, record: Record, labels_dir: str | Path | None = None
+        self, record: Record, labels_dir: str | Path | None = None,
+        label: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Image (H, W, 3) uint8 RGB and label (H, W) uint8 in the same frame, both validated."""
-        label = self.load_label(record, labels_dir)
+        """Image (H, W, 3) uint8 RGB and label (H, W) uint8 in the same frame, both validated.
+
+        label: a label map already read for this record (a planted copy, `data.planted`); the
+        image is checked against it and the record's own label is not read."""
+        label = self.load_label(record, labels_dir) if label is None else label
         image = self._image_in_label_frame(record, read_image(record.image_path), label.shape)
         return image, label
 

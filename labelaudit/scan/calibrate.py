@@ -57,6 +57,10 @@ class CalibrationOptions:
     progress: bool = True
     planted: bool = True  # learn from the errors planted in the teacher's training labels too
 
+    def copies_for(self, n_images: int) -> int:
+        """Corrupted copies per held-out image: `copies`, else about MAPS maps in all (2-24)."""
+        return self.copies or int(np.clip(np.ceil(MAPS / n_images), 2, 24))
+
 
 def calibration_path(run_dir: Path, teacher: str, k: int = 0, n_teachers: int = 1,
                      planted: bool = True) -> Path:
@@ -127,17 +131,9 @@ def _images(dataset: ScanDataset, predict: Predict, k: int, opts: CalibrationOpt
             bar.update(len(batch["index"]) if "index" in batch else 0)
 
 
-@dataclass
-class PlantedSet:
-    """The planted training labels of the teacher's own run and the labels they were made from."""
-
-    planted: Planted
-    labels_dir: Any = None  # the corrected label tree the training read, if any
-
-
 def calibrate_teacher(source, size: int, channel_order: str, predict: Predict, k: int,
                       teacher: str, checkpoint: Path, opts: CalibrationOptions,
-                      planted: PlantedSet | None = None) -> Calibrator:
+                      planted: Planted | None = None) -> Calibrator:
     """Fit the scorer of teacher k (see the module docstring)."""
     t0 = time.perf_counter()
     dataset = ScanDataset(source, opts.split, size=size, augment=False, channel_order=channel_order)
@@ -153,7 +149,7 @@ def calibrate_teacher(source, size: int, channel_order: str, predict: Predict, k
         return held if held is not None else _images(dataset, predict, k, opts, opts.split)
 
     ctx = _context(images(), source.classes)
-    copies = opts.copies or int(np.clip(np.ceil(MAPS / len(dataset)), 2, 24))
+    copies = opts.copies_for(len(dataset))
     rows = _Rows()
     _copies_rows(rows, images(), ctx, source.classes, copies, np.random.default_rng(opts.seed))
     n_planted = _planted_rows(rows, planted, source, size, channel_order, predict, k, ctx, opts)
@@ -211,18 +207,18 @@ def _copies_rows(rows: _Rows, images, ctx: TeacherContext, classes, copies: int,
             _candidate_rows(rows, probs, label, noisy, ctx, i, False, pred_top)
 
 
-def _planted_rows(rows: _Rows, planted: PlantedSet | None, source, size: int, channel_order: str,
+def _planted_rows(rows: _Rows, planted: Planted | None, source, size: int, channel_order: str,
                   predict: Predict, k: int, ctx: TeacherContext, opts: CalibrationOptions) -> int:
     """Rows of the planted training images: their planted labels against the teacher that
     trained on them, the planted errors as truth. Returns the number of images used."""
-    if planted is None or not len(planted.planted):
+    if not planted:
         return 0
     ds = ScanDataset(source, "train", size=size, augment=False, channel_order=channel_order,
                      labels_dir=planted.labels_dir)
-    ds.records = [r for r in ds.records if r.id in planted.planted]
+    ds.records = [r for r in ds.records if r.id in planted]
     n = 0
     for probs, label, rid in _images(ds, predict, k, opts, "planted"):
-        _candidate_rows(rows, probs, label, planted.planted.label(rid), ctx, -1 - n, True)
+        _candidate_rows(rows, probs, label, planted.label(rid), ctx, -1 - n, True)
         n += 1
     return n
 
@@ -265,14 +261,13 @@ def _stamp(files: list[Path], source) -> str:
     return "|".join([*parts, str(Path(source.root).resolve())])
 
 
-def planted_of(run_dir: Path, teachers) -> PlantedSet | None:
+def planted_of(run_dir: Path, teachers) -> Planted | None:
     """The planted labels a calibration of these teachers learns from: their run's own, when
     the run's one teacher (a network or its snapshot ensemble) trained on them; None for K-fold
     teachers (they score images they never trained on) and for teachers from files."""
     if teachers.data is None or len(teachers.teachers) != 1:
         return None
-    planted = load_planted(run_dir)
-    return PlantedSet(planted, getattr(teachers.data, "labels", None)) if planted else None
+    return load_planted(run_dir)
 
 
 def load_or_calibrate(run_dir: Path, teachers, k: int, source, predict: Predict,

@@ -320,7 +320,6 @@ def _plan(opts: ScanOptions, store: Store, db_url: str, dist: Dist, predict: Pre
     n_left, todo = len(todo), todo[dist.rank::dist.world_size]
     maps = ScanMaps.at(Path(opts.run_dir).resolve(), run_id).create() if opts.maps else None
     planted = planted_of(opts.run_dir, teachers) if opts.split == "train" else None
-    planted = planted.planted if planted is not None else None
     if calibrators is None:
         thresholds = _thresholds(teachers, source, opts, predict)
         return _Plan(store, db_url, run_id, teachers, dataset, image_ids, todo, maps, thresholds,
