@@ -12,10 +12,11 @@ number.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from scipy import ndimage
 from skimage.measure import label as connected_regions
 
 from labelaudit.confidence import class_index
@@ -63,15 +64,19 @@ class Candidates:
     area: np.ndarray  # (n,) int
     kind: list[str]
     features: np.ndarray  # (n, len(FEATURES)) float32
+    _boxes: list | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.given)
 
     def crop(self, k: int) -> tuple[tuple[int, int, int, int], np.ndarray]:
-        """(x, y, w, h) bounding box and the cropped bool mask of candidate k."""
-        ys, xs = np.nonzero(self.ids == k + 1)
-        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-        return (int(x0), int(y0), int(x1 - x0), int(y1 - y0)), self.ids[y0:y1, x0:x1] == k + 1
+        """(x, y, w, h) bounding box and the cropped bool mask of candidate k (the boxes of all
+        candidates are found in one pass over `ids`, on the first call)."""
+        if self._boxes is None:
+            self._boxes = ndimage.find_objects(self.ids, max_label=len(self))
+        ys, xs = self._boxes[k]
+        box = (int(xs.start), int(ys.start), int(xs.stop - xs.start), int(ys.stop - ys.start))
+        return box, self.ids[ys, xs] == k + 1
 
 
 def find_candidates(probs: np.ndarray, label: np.ndarray, q: np.ndarray, pred: np.ndarray,
