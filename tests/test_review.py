@@ -365,3 +365,29 @@ def test_the_app_and_the_report_share_the_class_colours(review_ds):
     assert [app_colours[i] for i in range(len(app_colours))] == report
     assert len(set(report)) == len(report) == 11  # LaPa's 11 classes, all distinct
     assert review_ds.app_config.active_fields.paths == ["ground_truth", "findings"]
+
+
+def test_a_stop_signal_swallowed_while_the_app_starts_still_ends_the_review():
+    """FiftyOne polls its App server under a bare `except:` while it launches: a SIGTERM that
+    lands there is caught by it, yet the review stops at its next look, syncing once more."""
+    import signal
+
+    from labelaudit.review import serve, stop_signals
+
+    def start() -> None:  # the launch, with the signal arriving in library code that eats it
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.5)
+        except:  # noqa: E722 - what the library does
+            pass
+
+    syncs = []
+
+    def sync() -> int:
+        syncs.append(1)
+        assert len(syncs) < 5, "the review went on serving after SIGTERM"
+        return 1
+
+    with stop_signals():
+        assert serve(sync, start, every=0.01) == 1  # only the final sync: stopped before the first
+    assert len(syncs) == 1

@@ -5,6 +5,7 @@ import contextlib
 import logging
 import os
 import signal
+import threading
 from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
@@ -21,24 +22,33 @@ def launch(dataset, port: int = 5151, address: str = "127.0.0.1", remote: bool =
                          auto=False)
 
 
-class Stopped(Exception):
-    """SIGTERM or SIGHUP reached the review: end it like Ctrl-C."""
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP reached the review: end it like Ctrl-C (a BaseException, as
+    KeyboardInterrupt is, so that no `except Exception` on the way swallows it)."""
 
+
+_STOP_REQUESTED = threading.Event()  # set by the handler: a raise that library code swallowed
+# (FiftyOne's App launch polls its server under a bare `except:`) still ends the review
 
 STOPS = (KeyboardInterrupt, Stopped)  # what ends a review: Ctrl-C, or a signal under `stop_signals`
 
 
 @contextlib.contextmanager
 def stop_signals() -> Iterator[None]:
-    """While open, SIGTERM and SIGHUP (a closed terminal) raise `Stopped`, as Ctrl-C raises
-    KeyboardInterrupt. Opened before the App starts: a signal that came between the App's start
-    and the wait would otherwise kill the review, losing the last tags and leaving the App
-    server and MongoDB running (seen under load)."""
+    """While open, SIGTERM and SIGHUP (a closed terminal) raise `Stopped` and Ctrl-C
+    KeyboardInterrupt, each remembered for `serve` too, in case library code swallowed it.
+    Opened before the App starts: a signal that came between the App's start and the wait would
+    otherwise kill the review, losing the last tags and leaving the App server and MongoDB
+    running (seen under load)."""
 
     def stop(signum, frame):
+        _STOP_REQUESTED.set()
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
         raise Stopped(signal.Signals(signum).name)
 
-    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    _STOP_REQUESTED.clear()
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
@@ -52,12 +62,18 @@ def serve(sync, start=None, every: float = 2.0) -> int:
     once at the end, so stopping the review loses nothing. Returns the decisions recorded in all."""
     import time
 
+    def check() -> None:
+        if _STOP_REQUESTED.is_set():
+            raise Stopped("a stop signal came while the App started")
+
     total = 0
     try:
         if start is not None:
             start()
         while True:
+            check()
             time.sleep(every)
+            check()
             total += sync()
     except STOPS as e:
         log.info("review stopped (%s)", type(e).__name__ if isinstance(e, KeyboardInterrupt) else e)
