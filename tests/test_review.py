@@ -324,7 +324,13 @@ def test_sigterm_to_review_keeps_the_tags_and_stops_the_app(scanned, review_ds, 
     assert lines[-1].startswith(signal_after), "".join(lines)
     children = psutil.Process(proc.pid).children(recursive=True)
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=120)
+    try:
+        out, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:  # end it and what it started, so no later test meets them
+        for p in [*psutil.Process(proc.pid).children(recursive=True), psutil.Process(proc.pid)]:
+            p.kill()
+        out, _ = proc.communicate()
+        pytest.fail("the review did not stop on SIGTERM:\n" + "".join(lines) + out)
     assert proc.returncode == 0, "".join(lines) + out
     assert "1 decisions recorded from the tags" in out, out
     with store.session() as s:
