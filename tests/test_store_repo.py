@@ -170,21 +170,6 @@ def test_write_scan_batch_is_idempotent_and_resumable(s, tmp_path):
     assert repo.scored_image_ids(s, other) == set()
 
 
-def test_a_batch_whose_maps_failed_stores_nothing_and_is_scored_again(s, tmp_path):
-    """The scan waits for a batch's maps inside its transaction: when writing them failed,
-    neither its scores nor its findings are stored, so a resumed scan does the batch again."""
-    ds, ids = _dataset(s, tmp_path, n=2)
-    run = repo.start_run(s, "scan", ds, {}, seed=0)
-
-    def maps_failed():
-        raise OSError("disk full")
-
-    with pytest.raises(OSError, match="disk full"):
-        repo.write_scan_batch(s, run, _results(ids, [0.2, 0.4]), before_commit=maps_failed)
-    assert _count(s, ImageScore) == 0 and _count(s, Finding) == 0
-    assert repo.write_scan_batch(s, run, _results(ids, [0.2, 0.4]), before_commit=lambda: None) == 2
-
-
 def test_a_batch_records_the_label_frame_of_images_that_have_none(s, tmp_path):
     ds = repo.get_or_create_dataset(s, "lapa", tmp_path / "LaPa", CLASSES)
     ids = repo.upsert_images(s, ds, [ImageRow("train", "train/images/a.jpg", "train/labels/a.png"),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -371,10 +370,9 @@ def on_planted(region: Region, changed: np.ndarray) -> bool:
 
 
 class ScanWriter:
-    """Writes a scan's results: one short transaction per batch for its scores, findings,
-    image sizes and this rank's part of the run's progress (class pixel counts, bad inputs, the
-    calibrated scorer's histogram: `scan.progress`), committed once the batch's maps (PNG,
-    written by a second thread meanwhile) are on disk. `close` when done."""
+    """Writes a scan's results: maps (PNG), then one short transaction per batch for its
+    scores, findings, image sizes and this rank's part of the run's progress (class pixel
+    counts, bad inputs, the calibrated scorer's histogram: `scan.progress`)."""
 
     def __init__(self, store: Store, run_id: int, num_classes: int, maps: ScanMaps | None,
                  scorer: CalibratedScorer | None = None, rank: int = 0) -> None:
@@ -384,17 +382,13 @@ class ScanWriter:
         self.class_pixels = np.zeros(num_classes, np.int64)
         self.class_pixels += np.asarray(mine.get("class_pixels") or self.class_pixels, np.int64)
         self.bad_inputs = [list(b) for b in mine.get("bad_inputs", [])]
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan-maps")
 
     def write(self, scored: list[ScoredImage], bad: list[tuple[str, str]]) -> int:
-        """Store one batch; returns how many images were new to the run. The maps are encoded
-        and written in a second thread (OpenCV lets go of the GIL) while this one builds the
-        batch's transaction, which waits for them before it commits: a stored score always has
-        its maps on disk, as when they were written first."""
+        """Store one batch; returns how many images were new to the run."""
         c = len(self.class_pixels)
-        maps = [self._pool.submit(_write_maps, self.maps, im.image_id, im.audit)
-                for im in scored] if self.maps is not None else []
         for im in scored:
+            if self.maps is not None:
+                _write_maps(self.maps, im.image_id, im.audit)
             valid = im.label != IGNORE_INDEX
             self.class_pixels += np.bincount(im.label[valid].ravel(), minlength=c)[:c]
         self.bad_inputs += [list(b) for b in bad if list(b) not in self.bad_inputs]
@@ -409,11 +403,7 @@ class ScanWriter:
         frames = {im.image_id: im.label.shape[:2] for im in scored}  # the label frame, for masks
         with self.store.session() as s:
             return repo.write_scan_batch(s, s.get(Run, self.run_id), results, frames=frames,
-                                         progress=lambda p: with_rank(p, self.rank, entry),
-                                         before_commit=lambda: [m.result() for m in maps])
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
+                                         progress=lambda p: with_rank(p, self.rank, entry))
 
 
 def run_scan(opts: ScanOptions, on_image: ImageHook | None = None,
@@ -471,38 +461,35 @@ def _scan_batches(plan: _Plan, opts: ScanOptions, on_image: ImageHook | None, re
     bar = tqdm(total=len(plan.todo), desc=f"scan {opts.split}", unit="img",
                disable=None if opts.progress else True)
     t_load = time.perf_counter()
-    try:
-        for batch in loader:
-            t_fwd = time.perf_counter()
-            result.load_seconds += t_fwd - t_load
-            result.bad.extend(batch["bad"])
-            for path, problem in batch["bad"]:
-                log.warning("skipping bad input: %s: %s", path, problem)
-            scored: list[ScoredImage] = []
-            hook_seconds = 0.0
-            t_own = t_fwd
-            if "image" in batch:
-                probs = forward(plan.teachers, batch, plan.dataset.records, plan.predict)
-                t_own = time.perf_counter()
-                result.forward_seconds += t_own - t_fwd
-                scored = score_batch(plan, batch, probs, opts.params)
-                if len(plan.teachers.teachers) == 1:
-                    add_memorisation_evidence(scored, plan.teachers.teachers[0].votes())
-                if on_image is not None:
-                    t_hook = time.perf_counter()
-                    for im in scored:
-                        on_image(im)
-                    hook_seconds = time.perf_counter() - t_hook
-            result.n_scored_now += writer.write(scored, batch["bad"])
-            trim_heap()
-            t_load = time.perf_counter()
-            if scored:
-                result.own_seconds += t_load - t_own - hook_seconds
-            result.hook_seconds += hook_seconds
-            bar.update(len(scored) + len(batch["bad"]))
-    finally:
-        writer.close()
-        bar.close()
+    for batch in loader:
+        t_fwd = time.perf_counter()
+        result.load_seconds += t_fwd - t_load
+        result.bad.extend(batch["bad"])
+        for path, problem in batch["bad"]:
+            log.warning("skipping bad input: %s: %s", path, problem)
+        scored: list[ScoredImage] = []
+        hook_seconds = 0.0
+        t_own = t_fwd
+        if "image" in batch:
+            probs = forward(plan.teachers, batch, plan.dataset.records, plan.predict)
+            t_own = time.perf_counter()
+            result.forward_seconds += t_own - t_fwd
+            scored = score_batch(plan, batch, probs, opts.params)
+            if len(plan.teachers.teachers) == 1:
+                add_memorisation_evidence(scored, plan.teachers.teachers[0].votes())
+            if on_image is not None:
+                t_hook = time.perf_counter()
+                for im in scored:
+                    on_image(im)
+                hook_seconds = time.perf_counter() - t_hook
+        result.n_scored_now += writer.write(scored, batch["bad"])
+        trim_heap()
+        t_load = time.perf_counter()
+        if scored:
+            result.own_seconds += t_load - t_own - hook_seconds
+        result.hook_seconds += hook_seconds
+        bar.update(len(scored) + len(batch["bad"]))
+    bar.close()
 
 
 def _finalise(plan: _Plan, precision: float, shift: bool) -> SplitEstimate:

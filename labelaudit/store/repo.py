@@ -271,7 +271,6 @@ def write_scan_batch(
     session: Session, run: Run, batch: Sequence[ImageResult], *, carry: bool = True,
     progress: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     frames: dict[int, tuple[int, int]] | None = None,
-    before_commit: Callable[[], Any] | None = None,
 ) -> int:
     """Store a batch of scan results in ONE transaction; returns how many images were new.
 
@@ -282,8 +281,6 @@ def write_scan_batch(
     (read under the write lock: ranks of a sharded scan each update their own part), and the
     label frame (height, width) of each image in ``frames`` that has none yet. Everything is
     written after the write lock is taken, so other writers only make it wait.
-    ``before_commit()`` runs last inside the transaction (the scan waits there for the batch's
-    maps); if it raises, nothing of the batch is stored.
     """
     if run.kind != "scan":
         raise ValueError(f"write_scan_batch needs a scan run; run {run.id} is a {run.kind} run")
@@ -325,8 +322,6 @@ def write_scan_batch(
         session.flush()
         if carry and new_findings:
             _carry(session, run, new_findings, old_run_id=None)
-        if before_commit is not None:
-            before_commit()
     if n_new < len(batch):
         log.debug("run %d: %d of %d images already scored, skipped", run.id,
                   len(batch) - n_new, len(batch))
