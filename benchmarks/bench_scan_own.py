@@ -20,7 +20,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-PARTS = defaultdict(float)
+PARTS = defaultdict(float)  # part -> seconds in the current replay
+COLUMNS = ("candidates", "model", "scoring (all)", "writer")
 
 
 def _time(owner, name: str, key: str) -> None:
@@ -71,14 +72,14 @@ def main() -> None:
     n = first.n_scored_now
     print(f"{n} images; forward {first.forward_seconds:.2f} s ({1e3 * first.forward_seconds / n:.1f} "
           f"ms/img), own {first.own_seconds:.2f} s: {100 * first.overhead:.0f} % of the forward")
-    print("| replay | own ms/img | " + " | ".join(["candidates", "model", "scoring (all)", "writer"]) + " |")
+    print("| replay | own ms/img | " + " | ".join(COLUMNS) + " |")
     print("|---|---|---|---|---|---|")
     for i in range(a.reps):
         PARTS.clear()
         r = scan.run_scan(options(), predict=lambda k, batch: [cache[key] for key in batch["key"]])
         per = {k: 1e3 * v / r.n_scored_now for k, v in PARTS.items()}
         print(f"| {i} | {1e3 * r.own_seconds / r.n_scored_now:.2f} | " + " | ".join(
-            f"{per.get(k, 0.0):.2f}" for k in ["candidates", "model", "scoring (all)", "writer"]) + " |")
+            f"{per.get(k, 0.0):.2f}" for k in COLUMNS) + " |")
 
 
 if __name__ == "__main__":

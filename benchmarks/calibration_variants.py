@@ -32,7 +32,7 @@ import numpy as np
 
 
 def rows_and_eval(run: Path):
-    """(x, y, image) of the calibration rows and the evaluation candidates (features, truth,
+    """(x, y) of the calibration rows and the evaluation candidates (features, truth,
     image index) of the training images that were not planted, with the image truth."""
     from labelaudit.confidence import self_confidence
     from labelaudit.scan import calibrate as C
@@ -45,18 +45,12 @@ def rows_and_eval(run: Path):
     source = teachers.data.open_source()
     predict = teacher_predictor(teachers, source.classes)
     opts = C.CalibrationOptions(progress=False)
-    val = ScanDataset(source, "val", size=teachers.size, augment=False,
-                      channel_order=teachers.channel_order)
-    held = list(C._images(val, predict, 0, opts, "val"))
-    ctx = C._context(held, source.classes)
-    rows = C._Rows()
-    copies = opts.copies_for(len(held))
-    C._copies_rows(rows, held, ctx, source.classes, copies, np.random.default_rng(0))
     planted = C.planted_of(run, teachers)
     if planted is None:
         raise SystemExit(f"{run}: no planted errors (train with data.plant > 0)")
-    C._planted_rows(rows, planted, source, teachers.size, teachers.channel_order, predict, 0,
-                    ctx, opts)
+    rows = C.calibration_rows(source, teachers.size, teachers.channel_order, predict, 0, opts,
+                              planted)
+    ctx = rows.context
     train = ScanDataset(source, "train", size=teachers.size, augment=False,
                         channel_order=teachers.channel_order)
     train.records = [r for r in train.records if r.id not in planted]
@@ -70,8 +64,8 @@ def rows_and_eval(run: Path):
         truth.append(C.candidate_truth(cands, wrong))
         image.append(np.full(len(cands), i))
         noisy.append(bool(wrong.any()))
-    return rows.arrays(), (np.concatenate(feats), np.concatenate(truth), np.concatenate(image),
-                           np.asarray(noisy))
+    return (rows.x, rows.y), (np.concatenate(feats), np.concatenate(truth), np.concatenate(image),
+                              np.asarray(noisy))
 
 
 def variants(x, y):
@@ -130,7 +124,7 @@ def main() -> None:
     ap.add_argument("--run", type=Path, required=True)
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
-    (x, y, _), (f, t, image, noisy) = rows_and_eval(a.run)
+    (x, y), (f, t, image, noisy) = rows_and_eval(a.run)
     trained = x[:, -1] > 0
     print(f"rows: {len(y)} ({int(y.sum())} errors), planted {int(trained.sum())} "
           f"({int(y[trained].sum())} errors); evaluation: {len(t)} candidates, {int(t.sum())} "

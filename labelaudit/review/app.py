@@ -62,18 +62,14 @@ def serve(sync, start=None, every: float = 2.0) -> int:
     once at the end, so stopping the review loses nothing. Returns the decisions recorded in all."""
     import time
 
-    def check() -> None:
-        if _STOP_REQUESTED.is_set():
-            raise Stopped("a stop signal came while the App started")
-
     total = 0
     try:
         if start is not None:
             start()
         while True:
-            check()
+            if _STOP_REQUESTED.is_set():  # a signal that library code caught (a bare except)
+                raise Stopped("a stop signal that the App's code caught")
             time.sleep(every)
-            check()
             total += sync()
     except STOPS as e:
         log.info("review stopped (%s)", type(e).__name__ if isinstance(e, KeyboardInterrupt) else e)

@@ -131,11 +131,23 @@ def _images(dataset: ScanDataset, predict: Predict, k: int, opts: CalibrationOpt
             bar.update(len(batch["index"]) if "index" in batch else 0)
 
 
-def calibrate_teacher(source, size: int, channel_order: str, predict: Predict, k: int,
-                      teacher: str, checkpoint: Path, opts: CalibrationOptions,
-                      planted: Planted | None = None) -> Calibrator:
-    """Fit the scorer of teacher k (see the module docstring)."""
-    t0 = time.perf_counter()
+@dataclass
+class CalibrationRows:
+    """The rows a calibration fits on, and what they were made from."""
+
+    x: np.ndarray  # (n, len(FEATURES) + 1) features with the `trained` column
+    y: np.ndarray  # (n,) bool: the candidate is an injected or planted error
+    groups: np.ndarray  # (n,) the image each row came from (planted images: negative)
+    context: TeacherContext
+    n_images: int  # held-out images
+    copies: int  # corrupted copies per held-out image
+    n_planted: int  # planted training images
+
+
+def calibration_rows(source, size: int, channel_order: str, predict: Predict, k: int,
+                     opts: CalibrationOptions, planted: Planted | None = None) -> CalibrationRows:
+    """The rows of teacher k: every candidate of the corrupted copies of the held-out split's
+    labels, then of the planted training images (see the module docstring)."""
     dataset = ScanDataset(source, opts.split, size=size, augment=False, channel_order=channel_order)
     if opts.limit is not None:
         dataset.records = dataset.records[:opts.limit]
@@ -153,18 +165,28 @@ def calibrate_teacher(source, size: int, channel_order: str, predict: Predict, k
     rows = _Rows()
     _copies_rows(rows, images(), ctx, source.classes, copies, np.random.default_rng(opts.seed))
     n_planted = _planted_rows(rows, planted, source, size, channel_order, predict, k, ctx, opts)
-    x, y, groups = rows.arrays()
+    return CalibrationRows(*rows.arrays(), ctx, len(dataset), copies, n_planted)
+
+
+def calibrate_teacher(source, size: int, channel_order: str, predict: Predict, k: int,
+                      teacher: str, checkpoint: Path, opts: CalibrationOptions,
+                      planted: Planted | None = None) -> Calibrator:
+    """Fit the scorer of teacher k (see the module docstring)."""
+    t0 = time.perf_counter()
+    r = calibration_rows(source, size, channel_order, predict, k, opts, planted)
+    x, y, groups, ctx, n_images, copies, n_planted = (r.x, r.y, r.groups, r.context, r.n_images,
+                                                      r.copies, r.n_planted)
     trained = x[:, -1] > 0
     if y.sum() < 2 or (~y).sum() < 2:
         raise ValueError(f"{source.root}: too few candidates to calibrate on ({int(y.sum())} "
-                         f"errors, {int((~y).sum())} clean) in {len(dataset)} {opts.split} images; "
+                         f"errors, {int((~y).sum())} clean) in {n_images} {opts.split} images; "
                          "scan with --scorer rules")
     weight = _balance(trained)
     model = fit_model(x, y, opts.seed, weight)
     facts = _cross_validated_facts(x, y, groups, weight, trained, opts.seed)
     import sklearn
 
-    info = CalibrationInfo(teacher, str(checkpoint), opts.split, len(dataset), copies, len(y),
+    info = CalibrationInfo(teacher, str(checkpoint), opts.split, n_images, copies, len(y),
                            int(y.sum()), float(y.mean()), time.perf_counter() - t0,
                            facts["ece"], facts["auc"], [*FEATURES, TRAINED], sklearn.__version__,
                            facts["table"], facts["prior_stored"], planted_images=n_planted,
@@ -172,7 +194,7 @@ def calibrate_teacher(source, size: int, channel_order: str, predict: Predict, k
                            planted_errors=int(y[trained].sum()), cv_ece_val=facts["ece_val"])
     log.info("calibration of %s on %d %s images x %d copies and %d planted training images: "
              "%d candidates, %d errors, cv ECE %.3f (val copies %.3f), cv AUC %.3f, %.1f s",
-             teacher, len(dataset), opts.split, copies, n_planted, len(y), int(y.sum()),
+             teacher, n_images, opts.split, copies, n_planted, len(y), int(y.sum()),
              info.cv_ece, info.cv_ece_val, info.cv_auc, info.seconds)
     return Calibrator(model, info, ctx)
 

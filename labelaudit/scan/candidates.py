@@ -12,7 +12,8 @@ number.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -64,16 +65,17 @@ class Candidates:
     area: np.ndarray  # (n,) int
     kind: list[str]
     features: np.ndarray  # (n, len(FEATURES)) float32
-    _boxes: list | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.given)
 
+    @functools.cached_property
+    def _boxes(self) -> list[tuple[slice, slice]]:
+        """Every candidate's bounding slices, from one pass over `ids`."""
+        return ndimage.find_objects(self.ids, max_label=len(self))
+
     def crop(self, k: int) -> tuple[tuple[int, int, int, int], np.ndarray]:
-        """(x, y, w, h) bounding box and the cropped bool mask of candidate k (the boxes of all
-        candidates are found in one pass over `ids`, on the first call)."""
-        if self._boxes is None:
-            self._boxes = ndimage.find_objects(self.ids, max_label=len(self))
+        """(x, y, w, h) bounding box and the cropped bool mask of candidate k."""
         ys, xs = self._boxes[k]
         box = (int(xs.start), int(ys.start), int(xs.stop - xs.start), int(ys.stop - ys.start))
         return box, self.ids[ys, xs] == k + 1
