@@ -10,6 +10,7 @@ from scanhelp import copy_tree, make_dataset, make_run, oracle_predictor, plant_
 
 from labelaudit.data import open_source, read_label
 from labelaudit.scan import ScanOptions, resolve_scan_run, run_scan, summarize, write_csvs
+from labelaudit.scan.layout import ScanMaps
 from labelaudit.store import open_db, repo
 
 L_EYE, R_EYE, NOSE, HAIR = 4, 5, 6, 10
@@ -144,12 +145,37 @@ def test_real_network_teachers_scan_and_rescan_keeps_decisions(planted):
     root, run, _, _ = planted
     res = run_scan(_opts(run, teacher="csr", limit=4))
     assert res.n_scored_now == 4 and res.forward_seconds > 0
-    assert len(list((run / "scans" / str(res.run_id) / "teacher").glob("*.png"))) == 4
+    assert len(list(res.maps_dir.glob("teacher/*.png"))) == 4
+    assert res.maps_dir.parent == run.resolve() / "scans" and res.maps_dir.name.startswith(f"{res.run_id}-")
     store = open_db(res.db_url)
     assert resolve_scan_run(store) == res.run_id
     dml = run_scan(_opts(run, teacher="dml", limit=4))
     assert dml.run_id != res.run_id and dml.teacher == "dml"
     store.close()
+
+
+def test_two_stores_on_one_run_folder_keep_their_own_maps(planted):
+    """A SQLite file and a second store both number their scans from 1: each scan's maps must
+    stay its own (the review shows them next to that store's findings)."""
+    root, run, _, _ = planted
+    first = run_scan(_opts(run), predict=oracle_predictor(root, sharpness=0.9))
+    before = {p.name: p.read_bytes() for p in first.maps_dir.glob("suspicion/*.png")}
+    other = ScanOptions(run_dir=run, progress=False, db_url=str(run / "other.db"), scorer="rules")
+    second = run_scan(other, predict=oracle_predictor(root, sharpness=0.6))
+    assert second.run_id == first.run_id  # the same number in the other store
+    assert second.maps_dir != first.maps_dir and len(before) == len(stems_of(root))
+    assert {p.name: p.read_bytes() for p in first.maps_dir.glob("suspicion/*.png")} == before
+    after = {p.name: p.read_bytes() for p in second.maps_dir.glob("suspicion/*.png")}
+    assert after.keys() == before.keys() and after != before
+    for res in (first, second):
+        store = open_db(res.db_url)
+        with store.session() as s:
+            assert ScanMaps.of(s.get(repo.Run, res.run_id)).root == res.maps_dir
+        store.close()
+
+
+def stems_of(root):
+    return [r.id for r in open_source("synthetic", root).records("train")]
 
 
 def test_decision_survives_rescan(planted):

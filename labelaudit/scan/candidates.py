@@ -116,8 +116,8 @@ def find_candidates(probs: np.ndarray, label: np.ndarray, q: np.ndarray, pred: n
     p_in = probs.reshape(c, -1)[:, px]
     entropy = -(p_in * np.log(np.clip(p_in, 1e-12, 1.0))).sum(0) / np.log(c)
     confident = (top_in >= ctx.thresholds[pred_in]) | ((q_in <= 1.0 - ctx.thresholds[g_in]) & (top_in >= 0.5))
-    cov_g = _coverage(key, inside, g_all, area, n)
-    cov_s = _coverage(key, inside, sugg_map, area, n)
+    cov_g = _coverage(px[first], g_all, area)
+    cov_s = _coverage(px[first], sugg_map, area)
     ring_g, ring_s = _ring_fractions(ids, g_all, given, sugg, n)
     class_px = np.bincount(g_all[valid].ravel(), minlength=c).astype(np.float64)
     thick = extreme(_inner_distance(ids).ravel()[px], np.maximum, 0.0)
@@ -160,15 +160,12 @@ def _kind(cover_given: float, cover_suggested: float) -> str:
     return "boundary"
 
 
-def _coverage(key: np.ndarray, inside: np.ndarray, class_map: np.ndarray, area: np.ndarray,
-              n: int) -> np.ndarray:
-    """Per candidate: its area over the total size of the class_map parts it lies in (all its
-    pixels share one class of class_map, so these parts are of that class)."""
+def _coverage(first: np.ndarray, class_map: np.ndarray, area: np.ndarray) -> np.ndarray:
+    """Per candidate: its area over the size of the class_map part it lies in. All of a
+    candidate's pixels share one class of class_map and are 8-connected, so they lie in one
+    8-connected part of that class: the part of its pixel `first` (a flat index)."""
     parts = connected_regions(class_map, background=-1, connectivity=2).ravel()
-    size = np.bincount(parts)
-    touched = np.unique(key * (len(size)) + parts[inside])
-    cand, part = touched // len(size), touched % len(size)
-    return area / np.bincount(cand, weights=size[part], minlength=n)
+    return area / np.bincount(parts)[parts[first]]
 
 
 def _ring_fractions(ids: np.ndarray, label: np.ndarray, given: np.ndarray, sugg: np.ndarray,

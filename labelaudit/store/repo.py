@@ -217,6 +217,13 @@ def start_run(
     return run
 
 
+def add_run_config(session: Session, run: Run, extra: dict[str, Any]) -> Run:
+    """Add keys to a run's config (say, what is only known once the run has its id)."""
+    with _transaction(session):
+        run.config = {**(run.config or {}), **json.loads(json_dumps(extra))}
+    return run
+
+
 def finish_run(session: Session, run: Run, status: str = "done") -> Run:
     """Close a run with status done / failed / interrupted and the finish time."""
     _check_choice("final run status", status, tuple(s for s in RUN_STATUSES if s != "running"))
