@@ -79,7 +79,7 @@ def test_a_relabelled_eye_is_one_flip_candidate_with_its_features():
     cands = _candidates(given, truth)
     big = int(np.argmax(cands.area))
     assert len(cands) == 1 and cands.area[big] == 80
-    assert (cands.given[big], cands.suggested[big], cands.kind[big]) == (3, 2, "flip")
+    assert (cands.given[big], cands.suggested[big], cands.kind(big)) == (3, 2, "flip")
     f = dict(zip(FEATURES, cands.features[big]))
     assert f["cover_given"] == pytest.approx(1.0)  # the painted eye is a whole part of class 3
     assert f["frac_of_given_class"] == pytest.approx(80 / 160)  # half of all class-3 pixels
@@ -96,7 +96,7 @@ def test_a_one_pixel_boundary_shift_is_thin_and_hugs_the_boundary():
     given = truth.copy()
     given[20:28, 26] = 2  # the eye grown one column into the skin
     cands = _candidates(given, truth)
-    assert len(cands) == 1 and cands.kind[0] == "boundary" and cands.area[0] == 8
+    assert len(cands) == 1 and cands.kind(0) == "boundary" and cands.area[0] == 8
     f = dict(zip(FEATURES, cands.features[0]))
     assert f["thickness"] <= 1.0 and f["boundary_dist"] <= 1.0 and f["ring_suggested"] > 0.3
 

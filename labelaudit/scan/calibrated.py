@@ -73,7 +73,7 @@ class CalibratedScorer:
         regions = []
         for j in np.flatnonzero(p >= FLOOR):
             bbox, mask = cands.crop(int(j))
-            regions.append(Region(int(cands.given[j]), int(cands.suggested[j]), cands.kind[j],
+            regions.append(Region(int(cands.given[j]), int(cands.suggested[j]), cands.kind(int(j)),
                                   float(p[j]), int(cands.area[j]), bbox, mask))
         regions.sort(key=lambda r: (-r.score, -r.area))
         valid = label != IGNORE_INDEX

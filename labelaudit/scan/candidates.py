@@ -63,11 +63,15 @@ class Candidates:
     given: np.ndarray  # (n,) int
     suggested: np.ndarray  # (n,) int
     area: np.ndarray  # (n,) int
-    kind: list[str]
+    cover: np.ndarray  # (n, 2) float64: the candidate's share of its given and suggested part
     features: np.ndarray  # (n, len(FEATURES)) float32
 
     def __len__(self) -> int:
         return len(self.given)
+
+    def kind(self, k: int) -> str:
+        """Candidate k's kind of finding (flip, missing, spurious, boundary) from its cover."""
+        return _kind(*self.cover[k])
 
     @functools.cached_property
     def _boxes(self) -> list[tuple[slice, slice]]:
@@ -93,8 +97,8 @@ def find_candidates(probs: np.ndarray, label: np.ndarray, q: np.ndarray, pred: n
     ids = connected_regions(pair, background=0, connectivity=2).astype(np.int32)
     n = int(ids.max())
     if n == 0:
-        return Candidates(ids, np.zeros(0, int), np.zeros(0, int), np.zeros(0, int), [],
-                          np.zeros((0, len(FEATURES)), np.float32))
+        return Candidates(ids, np.zeros(0, int), np.zeros(0, int), np.zeros(0, int),
+                          np.zeros((0, 2)), np.zeros((0, len(FEATURES)), np.float32))
     flat = ids.ravel()
     inside = flat > 0
     key = flat[inside] - 1
@@ -131,8 +135,7 @@ def find_candidates(probs: np.ndarray, label: np.ndarray, q: np.ndarray, pred: n
         ctx.thresholds[given], ctx.thresholds[sugg], ctx.confusion[given, sugg],
         ctx.mirror[given, sugg].astype(np.float64),
     ], axis=1).astype(np.float32)
-    kind = [_kind(a, b) for a, b in zip(cov_g, cov_s)]
-    return Candidates(ids, given, sugg, area.astype(int), kind, feats)
+    return Candidates(ids, given, sugg, area.astype(int), np.stack([cov_g, cov_s], 1), feats)
 
 
 def _suggestions(probs: np.ndarray, label: np.ndarray, q: np.ndarray, pred: np.ndarray,
@@ -143,14 +146,16 @@ def _suggestions(probs: np.ndarray, label: np.ndarray, q: np.ndarray, pred: np.n
     low = valid & (pred == label) & (q < LOW_Q)
     if not low.any():
         return pred
-    p_low = probs[:, low].copy()
-    p_low[class_index(label[low]), np.arange(p_low.shape[1])] = -1.0
+    at = np.flatnonzero(low)
+    p_low = probs.reshape(probs.shape[0], -1)[:, at]
+    p_low[class_index(label.ravel()[at]), np.arange(len(at))] = -1.0
     out = pred.copy()
-    out[low] = p_low.argmax(0)
+    out.ravel()[at] = p_low.argmax(0)
     return out
 
 
 def _kind(cover_given: float, cover_suggested: float) -> str:
+    """See `Candidates.kind`."""
     if cover_given >= COVER and cover_suggested >= COVER:
         return "flip"  # a whole labelled part that is a whole predicted part of another class
     if cover_suggested >= COVER:
