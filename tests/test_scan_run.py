@@ -198,8 +198,32 @@ def test_decision_survives_rescan(planted):
 def test_the_heap_trimmer_finds_malloc_trim_on_glibc():
     import platform
 
-    from labelaudit.scan.run import HeapTrimmer
+    from labelaudit.scan.heap import HeapTrimmer
 
     trim = HeapTrimmer()
     assert trim.active is (platform.libc_ver()[0] == "glibc")
     trim()  # callable either way
+
+
+def test_a_scan_keeps_the_objects_it_found_out_of_the_collector_and_hands_them_back(planted):
+    import gc
+
+    root, run, _, _ = planted
+    inside: list[int] = []
+    run_scan(_opts(run), predict=oracle_predictor(root), on_image=lambda im: inside.append(gc.get_freeze_count()))
+    assert inside and min(inside) > 10_000  # the libraries' objects, at least
+    assert gc.get_freeze_count() == 0
+
+
+def test_objects_the_caller_froze_stay_frozen_after_a_scan(planted):
+    import gc
+
+    root, run, _, _ = planted
+    gc.freeze()
+    try:
+        mine = gc.get_freeze_count()
+        run_scan(_opts(run), predict=oracle_predictor(root))
+        # still frozen, and nothing more (a few frozen objects may have been freed meanwhile)
+        assert 0.99 * mine < gc.get_freeze_count() <= mine
+    finally:
+        gc.unfreeze()

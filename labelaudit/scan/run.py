@@ -27,6 +27,7 @@ from labelaudit.scan.forward import (  # noqa: F401  (ScanDataset, scan_collate:
 from labelaudit.data.planted import Planted
 from labelaudit.scan.calibrate import CalibrationOptions, load_or_calibrate, planted_of
 from labelaudit.scan.calibrated import CalibratedScorer, SplitEstimate, finalise_scores
+from labelaudit.scan.heap import HeapTrimmer, long_lived_frozen
 from labelaudit.scan.layout import MAPS_KEY, ScanMaps
 from labelaudit.scan.memorisation import learnt_pixels, region_agreement
 from labelaudit.scan.progress import rank_entry, totals, with_rank
@@ -203,37 +204,6 @@ def _write_maps(maps: ScanMaps, image_id: int, audit: ImageAudit) -> None:
     assert audit.prediction is not None and audit.suspicion is not None
     cv2.imwrite(str(maps.teacher(image_id)), audit.prediction)
     cv2.imwrite(str(maps.suspicion(image_id)), audit.suspicion)
-
-
-class HeapTrimmer:
-    """Hands the heap's free pages back to the OS after each batch (glibc `malloc_trim`).
-
-    Each batch allocates and frees ~0.7 MB probability maps per image next to the network's
-    activations; glibc keeps the freed pages, and the heap's holes made the scan's resident
-    memory creep up over its first few hundred images (measured: 421 -> 448 MB over 320 images
-    of the cpu preset; Python and numpy allocations themselves stay flat). Trimming once per
-    batch keeps the peak flat (benchmark: 400 MB for 60 images, 397 MB for 240). A trim costs
-    ~2 ms, so it runs every `every`-th call (a few batches' holes at most). A no-op where the C
-    library has no `malloc_trim`.
-    """
-
-    def __init__(self, every: int = 4) -> None:
-        import ctypes
-
-        self.every, self._calls = every, 0
-        try:  # the symbols already loaded into this process (no library search, no subprocess)
-            self._trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
-        except OSError:
-            self._trim = None
-
-    @property
-    def active(self) -> bool:
-        return self._trim is not None
-
-    def __call__(self) -> None:
-        self._calls += 1
-        if self._trim is not None and self._calls % self.every == 0:
-            self._trim(0)
 
 
 @dataclass
@@ -489,7 +459,8 @@ def _scan_batches(plan: _Plan, opts: ScanOptions, on_image: ImageHook | None, re
     bar = tqdm(total=len(plan.todo), desc=f"scan {opts.split}", unit="img",
                disable=None if opts.progress else True)
     try:
-        _batches(plan, opts, loader, writer, on_image, result, bar)
+        with long_lived_frozen():
+            _batches(plan, opts, loader, writer, on_image, result, bar)
     except BaseException:  # Ctrl-C included: keep what was scored
         n = writer.waiting
         try:
