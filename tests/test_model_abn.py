@@ -222,6 +222,10 @@ def _sync_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
         dist.barrier()  # neither rank tears gloo down while the other still uses it
     finally:
         dist.destroy_process_group()
+    # The results are on disk: leave without the interpreter's teardown, where gloo once aborted
+    # a rank ("terminate called without an active exception", SIGABRT; one full test run of
+    # stop 24, while 11 runs of this test alone passed). An error above still raises.
+    os._exit(0)
 
 
 @pytest.mark.slow

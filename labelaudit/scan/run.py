@@ -2,9 +2,8 @@
 
 Memory is flat in the number of images: one batch of probabilities lives at a time, results go
 to the store in one transaction per few batches (`ScanWriter`), and per-class totals are
-running sums. A scan that
-stops (crash, Ctrl-C) is resumed by the next identical `scan`: images already scored are
-skipped, so nothing is written twice.
+running sums. A scan that stops (crash, Ctrl-C) is resumed by the next identical `scan`: images
+already scored are skipped, so nothing is written twice.
 """
 from __future__ import annotations
 
