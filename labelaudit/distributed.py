@@ -16,6 +16,7 @@ class Dist:
     world_size: int
     local_rank: int
     device: torch.device
+    owns_group: bool = False  # setup_distributed made the process group (so `release` ends it)
 
     @property
     def is_master(self) -> bool:
@@ -42,9 +43,10 @@ def setup_distributed() -> Dist:
         local = int(os.environ.get("LOCAL_RANK", "0"))
         if device.type == "cuda":
             torch.cuda.set_device(local)
-        if not dist.is_initialized():
+        owns = not dist.is_initialized()
+        if owns:
             dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-        return Dist(rank, world, local, device)
+        return Dist(rank, world, local, device, owns)
     return Dist(0, 1, 0, device)
 
 
@@ -81,3 +83,11 @@ def all_reduce_mean(value: float, d: Dist) -> float:
 def cleanup(d: Dist) -> None:
     if d.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def release(d: Dist) -> None:
+    """End the process group if `setup_distributed` made it (a caller's own group stays).
+    A group left to the interpreter's exit can abort the process there (SIGABRT: gloo's
+    threads still hold tensors when Python finalises; seen once in a torchrun scan, stop 24)."""
+    if d.owns_group:
+        cleanup(d)

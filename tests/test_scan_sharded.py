@@ -2,6 +2,8 @@
 store and give exactly the findings of a one-process scan (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from scanhelp import make_dataset, make_run, scan_snapshot, torchrun
 
@@ -51,3 +53,25 @@ def test_two_rank_predict_writes_the_one_process_maps(tmp_path):
         with np.load(tmp_path / "one" / rel) as a, np.load(tmp_path / "two" / rel) as b:
             # one thread per rank vs two here: float sums differ in their last bits
             assert np.abs(a["probs"].astype(np.float32) - b["probs"]).max() < 2e-3, rel
+
+
+def test_a_scan_ends_only_the_process_group_it_made(tmp_path, monkeypatch):
+    """A group left to the interpreter's exit can abort a torchrun rank (gloo, SIGABRT), so the
+    scan ends the group setup_distributed made; a caller's own group is left alone."""
+    import torch.distributed as dist
+
+    from labelaudit.distributed import release, setup_distributed
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        monkeypatch.setenv("RANK", "0")
+        theirs = setup_distributed()
+        assert theirs.enabled and not theirs.owns_group
+        release(theirs)
+        assert dist.is_initialized()  # the caller's group stays
+        release(dataclasses.replace(theirs, owns_group=True))
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

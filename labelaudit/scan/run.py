@@ -33,7 +33,7 @@ from labelaudit.scan.progress import rank_entry, totals, with_rank
 from labelaudit.scan.score import ConfidenceStats, ImageAudit, Region, ScanParams, audit_image
 from labelaudit.teachers import TeacherSet, open_teachers
 from labelaudit.distributed import (
-    Dist, all_reduce_mean, barrier, broadcast_object, setup_distributed,
+    Dist, all_reduce_mean, barrier, broadcast_object, release, setup_distributed,
 )
 from labelaudit.store import (
     Dataset, FindingRecord, ImageResult, ImageRow, Run, Store, default_db_url, open_db, repo,
@@ -415,8 +415,17 @@ def run_scan(opts: ScanOptions, on_image: ImageHook | None = None,
     """
     t0 = time.perf_counter()
     dist = setup_distributed()
-    if opts.device != "auto":
-        dist = replace(dist, device=device_named(opts.device))
+    try:
+        if opts.device != "auto":
+            dist = replace(dist, device=device_named(opts.device))
+        return _run(opts, on_image, predict, dist, t0)
+    finally:
+        release(dist)
+
+
+def _run(opts: ScanOptions, on_image: ImageHook | None, predict: Predict | None, dist: Dist,
+         t0: float) -> ScanResult:
+    """`run_scan` once the process group is there."""
     db_url = opts.db_url or default_db_url(opts.run_dir)
     store = open_db(db_url)
     try:
