@@ -101,6 +101,19 @@ def test_a_one_pixel_boundary_shift_is_thin_and_hugs_the_boundary():
     assert f["thickness"] <= 1.0 and f["boundary_dist"] <= 1.0 and f["ring_suggested"] > 0.3
 
 
+def test_an_outline_drawn_off_all_round_is_disputed_all_round():
+    truth = _face()
+    grown, shifted = truth.copy(), truth.copy()
+    grown[19:29, 15:27][grown[19:29, 15:27] == 1] = 2  # the eye drawn one pixel too big all round
+    shifted[20:28, 26] = 2  # ... or one column too wide
+    ring, = _candidates(grown, truth).features
+    column, = _candidates(shifted, truth).features
+    # the eye's outline in the given label: the border of a 10 x 12 block, every pixel disputed;
+    # of an 8 x 11 block, 8 of its 34 border pixels disputed
+    assert dict(zip(FEATURES, ring))["outline_disputed"] == pytest.approx(1.0)
+    assert dict(zip(FEATURES, column))["outline_disputed"] == pytest.approx(8 / 34)
+
+
 def test_a_label_the_teacher_half_agrees_with_is_a_candidate_for_its_second_class():
     truth = _face()
     given = truth.copy()

@@ -27,6 +27,7 @@ FEATURES: tuple[str, ...] = (
     "log_area", "area_frac", "frac_of_given_class", "thickness", "thickness_rel",
     "q_mean", "q_min", "q_low_frac", "top_mean", "margin_mean", "entropy_mean", "confident_frac",
     "cover_given", "cover_suggested", "ring_given", "ring_suggested", "boundary_dist",
+    "outline_disputed",
     "given_threshold", "suggested_threshold", "pair_confusion", "mirror_pair",
 )
 LOW_Q = 0.5  # a pixel whose given label the teacher agrees with below this joins the candidates
@@ -120,8 +121,13 @@ def find_candidates(probs: np.ndarray, label: np.ndarray, q: np.ndarray, pred: n
     p_in = probs.reshape(c, -1)[:, px]
     entropy = -(p_in * np.log(np.clip(p_in, 1e-12, 1.0))).sum(0) / np.log(c)
     confident = (top_in >= ctx.thresholds[pred_in]) | ((q_in <= 1.0 - ctx.thresholds[g_in]) & (top_in >= 0.5))
-    cov_g = _coverage(px[first], g_all, area)
-    cov_s = _coverage(px[first], sugg_map, area)
+    g_parts, s_parts = _parts(g_all), _parts(sugg_map)
+    g_size = np.bincount(g_parts)
+    # all of a candidate's pixels share one class of each map and are 8-connected: they lie in
+    # one part of each, the part of its pixel `first`
+    g_mine, s_mine = g_parts[px[first]], s_parts[px[first]]
+    cov_g, cov_s = area / g_size[g_mine], area / np.bincount(s_parts)[s_mine]
+    edge = _edges(label)
     ring_g, ring_s = _ring_fractions(ids, g_all, given, sugg, n)
     class_px = np.bincount(g_all[valid].ravel(), minlength=c).astype(np.float64)
     thick = extreme(_inner_distance(ids).ravel()[px], np.maximum, 0.0)
@@ -131,7 +137,8 @@ def find_candidates(probs: np.ndarray, label: np.ndarray, q: np.ndarray, pred: n
         thick, thick / side,
         mean_of(q_in), extreme(q_in, np.minimum, 1.0), mean_of((q_in < 0.1).astype(np.float64)),
         mean_of(top_in), mean_of(top_in - q_in), mean_of(entropy), mean_of(confident.astype(np.float64)),
-        cov_g, cov_s, ring_g, ring_s, mean_of(_boundary_distance(label).ravel()[px]),
+        cov_g, cov_s, ring_g, ring_s, mean_of(_boundary_distance(edge).ravel()[px]),
+        _outline_disputed(g_parts, len(g_size), edge.ravel(), inside)[g_mine],
         ctx.thresholds[given], ctx.thresholds[sugg], ctx.confusion[given, sugg],
         ctx.mirror[given, sugg].astype(np.float64),
     ], axis=1).astype(np.float32)
@@ -165,12 +172,18 @@ def _kind(cover_given: float, cover_suggested: float) -> str:
     return "boundary"
 
 
-def _coverage(first: np.ndarray, class_map: np.ndarray, area: np.ndarray) -> np.ndarray:
-    """Per candidate: its area over the size of the class_map part it lies in. All of a
-    candidate's pixels share one class of class_map and are 8-connected, so they lie in one
-    8-connected part of that class: the part of its pixel `first` (a flat index)."""
-    parts = connected_regions(class_map, background=-1, connectivity=2).ravel()
-    return area / np.bincount(parts)[parts[first]]
+def _parts(class_map: np.ndarray) -> np.ndarray:
+    """(H * W,) the id of each pixel's 8-connected part of one class of class_map."""
+    return connected_regions(class_map, background=-1, connectivity=2).ravel()
+
+
+def _outline_disputed(parts: np.ndarray, n: int, edge: np.ndarray, inside: np.ndarray
+                      ) -> np.ndarray:
+    """Per part (n of them): the share of its outline pixels (`edge`, flat) that lie in some
+    candidate. A part drawn off along its whole outline (a coarse polygon, a band painted over
+    the neighbour) is disputed all round; a teacher's imprecise boundary only in places."""
+    outline = np.bincount(parts[edge], minlength=n)
+    return np.bincount(parts[edge & inside], minlength=n) / np.maximum(outline, 1)
 
 
 def _ring_fractions(ids: np.ndarray, label: np.ndarray, given: np.ndarray, sugg: np.ndarray,
@@ -197,9 +210,13 @@ def _inner_distance(ids: np.ndarray) -> np.ndarray:
     return cv2.distanceTransform(core.astype(np.uint8), cv2.DIST_L2, 3)
 
 
-def _boundary_distance(label: np.ndarray) -> np.ndarray:
-    """(H, W) distance (px) to the nearest pixel whose 3x3 neighbourhood holds two classes."""
+def _edges(label: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the pixels whose 3x3 neighbourhood holds two classes (ignored counts)."""
     lab = label.astype(np.float32)
     k = np.ones((3, 3), np.uint8)
-    edge = cv2.dilate(lab, k) != cv2.erode(lab, k)
+    return cv2.dilate(lab, k) != cv2.erode(lab, k)
+
+
+def _boundary_distance(edge: np.ndarray) -> np.ndarray:
+    """(H, W) distance (px) to the nearest `edge` pixel."""
     return cv2.distanceTransform((~edge).astype(np.uint8), cv2.DIST_L2, 3)
