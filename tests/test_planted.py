@@ -145,7 +145,9 @@ def test_the_calibration_learns_how_the_teacher_treats_errors_it_trained_on(plan
     assert len(feats) >= 6, "the half-learnt planted errors are candidates"
     p_planted, p_val = with_planted.predict(feats, True), val_only.predict(feats, True)
     # val copies alone see weak evidence there; the planted rows teach that it is an error
-    assert p_planted.mean() > p_val.mean() + 0.03
+    # (without planted rows both models are fitted on the same rows: no gap at all; the gap
+    # was above 0.03 until outline_disputed let the val copies see more of it: 0.027 in stop 24)
+    assert p_planted.mean() > p_val.mean() + 0.02
     assert with_planted.info.features[-1] == "trained"
 
 
