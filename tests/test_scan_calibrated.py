@@ -245,3 +245,12 @@ def test_finalising_twice_does_not_move_the_scores_twice(flipped):
     assert again.n_listed == res.estimate.n_listed
     store.close()
 
+
+
+def test_rows_are_weighted_only_when_planted_rows_join_the_val_copies():
+    from labelaudit.scan.calibrate import _balance
+
+    # uniform weights are left out (the library's unweighted binning is 100x faster, same bins)
+    assert _balance(np.zeros(6, bool)) is None and _balance(np.ones(6, bool)) is None
+    w = _balance(np.array([True, False, False, False]))
+    assert w.tolist() == [3.0, 1.0, 1.0, 1.0]  # one planted row weighs as much as three val rows

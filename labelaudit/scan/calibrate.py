@@ -245,15 +245,19 @@ def _planted_rows(rows: _Rows, planted: Planted | None, source, size: int, chann
     return n
 
 
-def _balance(trained: np.ndarray) -> np.ndarray:
-    """Row weights under which the planted rows, when any, weigh as much as the val copies'."""
+def _balance(trained: np.ndarray) -> np.ndarray | None:
+    """Row weights under which the planted rows weigh as much as the val copies'; None when
+    only one of the two is there. Uniform weights are passed as none: the library then finds
+    the same bin edges unweighted, where with weights it finds them one percentile at a time
+    (scikit-learn 1.9: 3.8 s instead of 0.04 s for 22,702 rows x 23 features, per fit)."""
+    if not (trained.any() and (~trained).any()):
+        return None
     w = np.ones(len(trained))
-    if trained.any() and (~trained).any():
-        w[trained] = (~trained).sum() / trained.sum()
+    w[trained] = (~trained).sum() / trained.sum()
     return w
 
 
-def _cross_validated_facts(x: np.ndarray, y: np.ndarray, groups: np.ndarray, weight: np.ndarray,
+def _cross_validated_facts(x: np.ndarray, y: np.ndarray, groups: np.ndarray, weight: np.ndarray | None,
                            trained: np.ndarray, seed: int) -> dict:
     """ECE, AUC and reliability of the model's out-of-image probabilities (each image's
     candidates scored by a model fitted without that image) on the rows like those a scan of
