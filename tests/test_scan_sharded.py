@@ -55,9 +55,9 @@ def test_two_rank_predict_writes_the_one_process_maps(tmp_path):
             assert np.abs(a["probs"].astype(np.float32) - b["probs"]).max() < 2e-3, rel
 
 
-def test_a_scan_ends_only_the_process_group_it_made(tmp_path, monkeypatch):
-    """A group left to the interpreter's exit can abort a torchrun rank (gloo, SIGABRT), so the
-    scan ends the group setup_distributed made; a caller's own group is left alone."""
+def test_release_ends_only_the_process_group_setup_made(tmp_path, monkeypatch):
+    """A group left to the interpreter's exit can abort a torchrun rank (gloo, SIGABRT), so a
+    scan releases the group setup_distributed made; a caller's own group is left alone."""
     import torch.distributed as dist
 
     from labelaudit.distributed import release, setup_distributed

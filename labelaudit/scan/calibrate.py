@@ -257,8 +257,8 @@ def _balance(trained: np.ndarray) -> np.ndarray | None:
     return w
 
 
-def _cross_validated_facts(x: np.ndarray, y: np.ndarray, groups: np.ndarray, weight: np.ndarray | None,
-                           trained: np.ndarray, seed: int) -> dict:
+def _cross_validated_facts(x: np.ndarray, y: np.ndarray, groups: np.ndarray,
+                           weight: np.ndarray | None, trained: np.ndarray, seed: int) -> dict:
     """ECE, AUC and reliability of the model's out-of-image probabilities (each image's
     candidates scored by a model fitted without that image) on the rows like those a scan of
     the training split meets (the planted ones when there are any), the ECE on the val copies,
