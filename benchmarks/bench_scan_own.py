@@ -10,7 +10,8 @@ the own time (`ScanResult.own_seconds`), and inside it the candidates and their 
 calibrated model, the rest of the scoring, and the writer (maps and the store's batch). The
 parts are timed by wrapping the functions named below; the wrappers cost about a microsecond a
 call. Each scan writes its maps to a folder of its own in the run folder (deleted after: the
-stores are temporary). Run it with nothing else on the machine: its numbers vary with the host's speed.
+stores are temporary). Run it with nothing else on the machine: its numbers vary with the
+host's speed.
 """
 from __future__ import annotations
 

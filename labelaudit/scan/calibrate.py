@@ -174,29 +174,28 @@ def calibrate_teacher(source, size: int, channel_order: str, predict: Predict, k
     """Fit the scorer of teacher k (see the module docstring)."""
     t0 = time.perf_counter()
     r = calibration_rows(source, size, channel_order, predict, k, opts, planted)
-    x, y, groups, ctx, n_images, copies, n_planted = (r.x, r.y, r.groups, r.context, r.n_images,
-                                                      r.copies, r.n_planted)
+    x, y = r.x, r.y
     trained = x[:, -1] > 0
     if y.sum() < 2 or (~y).sum() < 2:
         raise ValueError(f"{source.root}: too few candidates to calibrate on ({int(y.sum())} "
-                         f"errors, {int((~y).sum())} clean) in {n_images} {opts.split} images; "
+                         f"errors, {int((~y).sum())} clean) in {r.n_images} {opts.split} images; "
                          "scan with --scorer rules")
     weight = _balance(trained)
     model = fit_model(x, y, opts.seed, weight)
-    facts = _cross_validated_facts(x, y, groups, weight, trained, opts.seed)
+    facts = _cross_validated_facts(x, y, r.groups, weight, trained, opts.seed)
     import sklearn
 
-    info = CalibrationInfo(teacher, str(checkpoint), opts.split, n_images, copies, len(y),
+    info = CalibrationInfo(teacher, str(checkpoint), opts.split, r.n_images, r.copies, len(y),
                            int(y.sum()), float(y.mean()), time.perf_counter() - t0,
                            facts["ece"], facts["auc"], [*FEATURES, TRAINED], sklearn.__version__,
-                           facts["table"], facts["prior_stored"], planted_images=n_planted,
+                           facts["table"], facts["prior_stored"], planted_images=r.n_planted,
                            planted_candidates=int(trained.sum()),
                            planted_errors=int(y[trained].sum()), cv_ece_val=facts["ece_val"])
     log.info("calibration of %s on %d %s images x %d copies and %d planted training images: "
              "%d candidates, %d errors, cv ECE %.3f (val copies %.3f), cv AUC %.3f, %.1f s",
-             teacher, n_images, opts.split, copies, n_planted, len(y), int(y.sum()),
+             teacher, r.n_images, opts.split, r.copies, r.n_planted, len(y), int(y.sum()),
              info.cv_ece, info.cv_ece_val, info.cv_auc, info.seconds)
-    return Calibrator(model, info, ctx)
+    return Calibrator(model, info, r.context)
 
 
 def _context(images, classes) -> TeacherContext:

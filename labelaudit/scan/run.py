@@ -289,15 +289,15 @@ def _plan(opts: ScanOptions, store: Store, db_url: str, dist: Dist, predict: Pre
         _, image_ids = index_images(store, source, opts.split, dataset.records, opts.labels_dir)
         calibrators = _calibrators(opts, teachers, source, predict)  # rank 0 stored them
     n_left, todo = len(todo), todo[dist.rank::dist.world_size]
-    with store.session() as s:
-        maps = ScanMaps.of(s.get(Run, run_id)).create() if opts.maps else None
+    with store.session() as s:  # the run row, once: its maps folder and this rank's histogram
+        row = s.get(Run, run_id)
+        maps = ScanMaps.of(row).create() if opts.maps else None
+        hist = rank_entry(row.progress, dist.rank).get("p_hist")
     planted = planted_of(opts.run_dir, teachers) if opts.split == "train" else None
     if calibrators is None:
         thresholds = _thresholds(teachers, source, opts, predict)
         return _Plan(store, db_url, run_id, teachers, dataset, image_ids, todo, maps, thresholds,
                      predict, rank=dist.rank, n_left=n_left, planted=planted)
-    with store.session() as s:
-        hist = rank_entry(s.get(Run, run_id).progress, dist.rank).get("p_hist")
     scorer = CalibratedScorer(calibrators, hist, on_training_images=opts.split == "train")
     return _Plan(store, db_url, run_id, teachers, dataset, image_ids, todo, maps,
                  [c.context.thresholds for c in calibrators], predict, scorer,
