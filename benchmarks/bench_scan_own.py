@@ -9,15 +9,13 @@ a fresh SQLite store beside nothing else, so that only the scan's own work is le
 the own time (`ScanResult.own_seconds`), and inside it the candidates and their features, the
 calibrated model, the rest of the scoring, and the writer (maps and the store's batch). The
 parts are timed by wrapping the functions named below; the wrappers cost about a microsecond a
-call. Each scan writes its maps to a folder of its own in the run folder (deleted after: the
-stores are temporary). Run it with nothing else on the machine: its numbers vary with the
-host's speed.
+call. The scans keep their maps in their temporary stores. Run it with nothing else on the
+machine: its numbers vary with the host's speed.
 """
 from __future__ import annotations
 
 import argparse
 import functools
-import shutil
 import tempfile
 import time
 from collections import defaultdict
@@ -72,7 +70,6 @@ def main() -> None:
         return out
 
     first = scan.run_scan(opts, predict=recording)
-    shutil.rmtree(first.maps_dir)  # its store is a temporary one: its maps are nobody's
     n = first.n_scored_now
     print(f"{n} images; forward {first.forward_seconds:.2f} s ({1e3 * first.forward_seconds / n:.1f} "
           f"ms/img), own {first.own_seconds:.2f} s: {100 * first.overhead:.0f} % of the forward")
@@ -81,7 +78,6 @@ def main() -> None:
     for i in range(a.reps):
         PARTS.clear()
         r = scan.run_scan(options(), predict=lambda k, batch: [cache[key] for key in batch["key"]])
-        shutil.rmtree(r.maps_dir)
         per = {k: 1e3 * v / r.n_scored_now for k, v in PARTS.items()}
         print(f"| {i} | {1e3 * r.own_seconds / r.n_scored_now:.2f} | " + " | ".join(
             f"{per.get(k, 0.0):.2f}" for k in COLUMNS) + " |")

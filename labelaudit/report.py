@@ -45,6 +45,14 @@ def _colour(label: np.ndarray, pal: np.ndarray) -> np.ndarray:
     return pal[np.where(label < len(pal), label, 0)]
 
 
+def _maps(store: Store, run_id: int, image_ids: list[int]
+          ) -> tuple[ScanMaps, dict[int, tuple[bytes, bytes]]]:
+    """The scan's maps folder and the stored maps of `image_ids` (`ScanMaps.read` takes both)."""
+    with store.session() as s:
+        run = s.get(Run, run_id)
+        return ScanMaps.of(run), repo.scan_map_pngs(s, run, image_ids)
+
+
 def _scored(store: Store, run_id: int) -> list[tuple[Image, float]]:
     with store.session() as s:
         rows = s.execute(select(Image, ImageScore.label_quality)
@@ -60,26 +68,25 @@ def contact_sheet(store: Store, run_id: int, path: Path, k: int = 8, tile: int =
     """Worst `k` images as rows: image (in the label frame, findings outlined) | given label |
     teacher | suspicion, each row titled with its label_quality and its top finding; a class
     colour legend below."""
-    from labelaudit.data import read_label
-
     with store.session() as s:
         run = s.get(Run, run_id)
         ds = run.dataset
         names = list(ds.class_names)
-        maps = ScanMaps.of(run)
         source = repo.open_dataset_source(ds)
     by_rel = source.records_by_relpath()
     pal = palette(len(names))
     rows = []
-    for im, q in _scored(store, run_id)[:k]:
+    worst = _scored(store, run_id)[:k]
+    maps, stored = _maps(store, run_id, [im.id for im, _ in worst])
+    for im, q in worst:
         rec = by_rel.get(im.image_relpath)
         if rec is None:
             continue
         img = source.load_image(rec)  # in the label frame (CelebAMask-HQ: 1024 px images, 512 px labels)
         given = source.load_label(rec)
-        teacher_p, heat_p = maps.teacher(im.id), maps.suspicion(im.id)
-        teacher = read_label(teacher_p) if teacher_p.exists() else np.zeros_like(given)
-        heat = cv2.imread(str(heat_p), cv2.IMREAD_GRAYSCALE) if heat_p.exists() else np.zeros_like(given)
+        teacher, heat = maps.read(im.id, stored.get(im.id))
+        teacher = np.zeros_like(given) if teacher is None else teacher
+        heat = np.zeros_like(given) if heat is None else heat
         heat_rgb = cv2.cvtColor(cv2.applyColorMap(heat, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
         img = _outline_findings(store, run_id, im.id, img)
         cells = [img, _colour(given, pal), _colour(teacher, pal), heat_rgb]
@@ -218,11 +225,10 @@ def _cleanlab_softmin(store: Store, run_id: int, scored: list[tuple[Image, float
         from cleanlab.segmentation.rank import get_label_quality_scores
     except ImportError:
         return None
-    with store.session() as s:
-        maps = ScanMaps.of(s.get(Run, run_id))
+    maps, stored = _maps(store, run_id, [im.id for im, _ in scored])
     out = []
     for im, _ in scored:
-        heat = cv2.imread(str(maps.suspicion(im.id)), cv2.IMREAD_GRAYSCALE)
+        heat = maps.read(im.id, stored.get(im.id))[1]
         if heat is None:
             return None
         p = 1.0 - heat.astype(np.float32) / 255.0

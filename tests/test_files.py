@@ -46,3 +46,16 @@ def test_copy_hashed_copies_bytes_and_times_and_returns_their_sha256(tmp_path):
     dst = tmp_path / "copy.bin"
     assert copy_hashed(src, dst) == hashlib.sha256(data).hexdigest()
     assert dst.read_bytes() == data and dst.stat().st_mtime == 1_000_000_000
+
+
+def test_only_durable_writes_flush_to_the_disk(tmp_path, monkeypatch):
+    """A cache file (durable=False) skips the fsync that a label or a checkpoint gets."""
+    import os
+
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd)))
+    write_bytes_atomic(tmp_path / "label.png", b"kept")
+    assert len(synced) == 1
+    write_bytes_atomic(tmp_path / "cache.png", b"again", durable=False)
+    assert len(synced) == 1 and (tmp_path / "cache.png").read_bytes() == b"again"

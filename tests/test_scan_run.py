@@ -4,13 +4,14 @@ from __future__ import annotations
 import csv
 import sqlite3
 
+import cv2
 import numpy as np
 import pytest
 from scanhelp import copy_tree, make_dataset, make_run, oracle_predictor, plant_flip, plant_shift
 
 from labelaudit.data import open_source, read_label
 from labelaudit.scan import ScanOptions, resolve_scan_run, run_scan, summarize, write_csvs
-from labelaudit.scan.layout import ScanMaps
+from labelaudit.scan.layout import ScanMaps, encode_maps
 from labelaudit.store import open_db, repo
 
 L_EYE, R_EYE, NOSE, HAIR = 4, 5, 6, 10
@@ -145,9 +146,17 @@ def test_real_network_teachers_scan_and_rescan_keeps_decisions(planted):
     root, run, _, _ = planted
     res = run_scan(_opts(run, teacher="csr", limit=4))
     assert res.n_scored_now == 4 and res.forward_seconds > 0
-    assert len(list(res.maps_dir.glob("teacher/*.png"))) == 4
     assert res.maps_dir.parent == run.resolve() / "scans" and res.maps_dir.name.startswith(f"{res.run_id}-")
+    assert not res.maps_dir.exists()  # the maps are in the store; files only where a reader needs them
     store = open_db(res.db_url)
+    with store.session() as s:
+        scan = s.get(repo.Run, res.run_id)
+        worst = repo.top_images(s, scan, 10)
+        ids, frame = [sc.image_id for sc in worst], (worst[0].image.height, worst[0].image.width)
+        stored = repo.scan_map_pngs(s, scan, ids)
+    assert len(ids) == 4 and stored.keys() == set(ids)
+    teacher, suspicion = ScanMaps.of(scan).read(ids[0], stored[ids[0]])
+    assert teacher.shape == suspicion.shape == frame and teacher.max() < 11
     assert resolve_scan_run(store) == res.run_id
     dml = run_scan(_opts(run, teacher="dml", limit=4))
     assert dml.run_id != res.run_id and dml.teacher == "dml"
@@ -156,22 +165,51 @@ def test_real_network_teachers_scan_and_rescan_keeps_decisions(planted):
 
 def test_two_stores_on_one_run_folder_keep_their_own_maps(planted):
     """A SQLite file and a second store both number their scans from 1: each scan's maps must
-    stay its own (the review shows them next to that store's findings)."""
+    stay its own (the review shows them next to that store's findings), in the store and in
+    the files made from it."""
     root, run, _, _ = planted
     first = run_scan(_opts(run), predict=oracle_predictor(root, sharpness=0.9))
-    before = {p.name: p.read_bytes() for p in first.maps_dir.glob("suspicion/*.png")}
     other = ScanOptions(run_dir=run, progress=False, db_url=str(run / "other.db"), scorer="rules")
     second = run_scan(other, predict=oracle_predictor(root, sharpness=0.6))
     assert second.run_id == first.run_id  # the same number in the other store
-    assert second.maps_dir != first.maps_dir and len(before) == len(stems_of(root))
-    assert {p.name: p.read_bytes() for p in first.maps_dir.glob("suspicion/*.png")} == before
-    after = {p.name: p.read_bytes() for p in second.maps_dir.glob("suspicion/*.png")}
-    assert after.keys() == before.keys() and after != before
+    assert second.maps_dir != first.maps_dir
+    files = []
     for res in (first, second):
         store = open_db(res.db_url)
         with store.session() as s:
-            assert ScanMaps.of(s.get(repo.Run, res.run_id)).root == res.maps_dir
+            scan = s.get(repo.Run, res.run_id)
+            ids = [sc.image_id for sc in repo.top_images(s, scan, 100)]
+            stored = repo.scan_map_pngs(s, scan, ids)
+            maps = ScanMaps.of(scan)
         store.close()
+        assert maps.root == res.maps_dir and len(stored) == len(stems_of(root))
+        made = {i: maps.files(i, stored[i])[1] for i in ids}
+        assert all(p.read_bytes() == stored[i][1] for i, p in made.items())
+        files.append({i: p.read_bytes() for i, p in made.items()})
+    assert files[0].keys() == files[1].keys() and files[0] != files[1]
+
+
+def test_maps_of_scans_before_v7_are_read_from_their_files(tmp_path):
+    """Scans stored before the maps moved into the store wrote them as files: still read."""
+    maps = ScanMaps(tmp_path / "scans" / "3")
+    teacher = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    maps.teacher(7).parent.mkdir(parents=True)
+    cv2.imwrite(str(maps.teacher(7)), teacher)
+    got_teacher, got_suspicion = maps.read(7, None)
+    assert np.array_equal(got_teacher, teacher) and got_suspicion is None
+    assert maps.files(7, None) == (maps.teacher(7), maps.suspicion(7))
+
+
+def test_stored_maps_become_files_once_and_again_when_a_crash_left_them_empty(tmp_path):
+    maps = ScanMaps(tmp_path / "scans" / "3-ab")
+    stored = encode_maps(np.full((3, 4), 2, np.uint8), np.full((3, 4), 200, np.uint8))
+    teacher, suspicion = maps.files(7, stored)
+    assert teacher.read_bytes() == stored[0] and suspicion.read_bytes() == stored[1]
+    teacher.write_bytes(b"")  # what a crash before the disk got the data may leave
+    suspicion.write_bytes(b"kept")  # a file that is there is not written again
+    maps.files(7, stored)
+    assert teacher.read_bytes() == stored[0] and suspicion.read_bytes() == b"kept"
+    assert np.array_equal(maps.read(7, stored)[1], np.full((3, 4), 200, np.uint8))
 
 
 def stems_of(root):

@@ -121,11 +121,11 @@ def test_v1_database_is_upgraded_in_place_keeping_its_data(tmp_path):
     assert _schema(f"sqlite:///{old}")["findings"]["columns"][-1][0] == "mask_path"
 
     with open_db(old) as store:
-        assert store.schema_version() == CURRENT_VERSION == 6
+        assert store.schema_version() == CURRENT_VERSION == 7
         old_id = store.store_id
         with store.session() as s:
             versions = s.execute(text("SELECT version FROM schema_version ORDER BY version"))
-            assert [v for (v,) in versions] == [1, 2, 3, 4, 5, 6]
+            assert [v for (v,) in versions] == [1, 2, 3, 4, 5, 6, 7]
             assert s.execute(text("PRAGMA foreign_key_check")).all() == []
             run = s.get(Run, 1)
             assert (run.kind, run.status, run.seed, run.config) == ("scan", "done", 3, {"top": 5})

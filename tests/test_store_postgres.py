@@ -103,11 +103,12 @@ def test_a_v3_postgres_store_is_upgraded_in_place(pg_url):
         c.execute(text("DROP TABLE store_meta"))
         c.execute(text("DROP INDEX ix_findings_run_pair"))
         c.execute(text("DROP TABLE corrections"))
+        c.execute(text("DROP TABLE scan_maps"))
         c.execute(text("DELETE FROM schema_version"))
         c.execute(text("INSERT INTO schema_version VALUES (3, '2026-12-01 00:00:00')"))
     eng.dispose()
     assert _columns(pg_url) != want
     with open_db(pg_url) as store:
-        assert store.schema_version() == CURRENT_VERSION == 6
+        assert store.schema_version() == CURRENT_VERSION == 7
         assert len(store.store_id) == 32
     assert _columns(pg_url) == want

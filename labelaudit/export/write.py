@@ -147,6 +147,8 @@ def export_labels(store: Store, out: str | Path, *, run_id: int | None = None,
     tally = _Tally()
     corrections = _corrections(store, list(images.values()))
     applied, relabel = _findings_to_apply(store, run_id, chosen_policy)
+    with store.session() as s:  # the teacher's map is what a finding's mask may be cut from
+        stored = repo.scan_map_pngs(s, s.get(Run, run_id), list(applied))
     seen: set[int] = set()
     with atomic_folder(out) as tmp:
         for split in SPLITS:
@@ -154,7 +156,8 @@ def export_labels(store: Store, out: str | Path, *, run_id: int | None = None,
                 image_id = images.get(str(source.image_relpath(rec)))
                 fixes = applied.get(image_id, []) if image_id is not None else []
                 seen.add(image_id)
-                _export_record(source, rec, image_id, fixes, maps, tmp, tally,
+                teacher = maps.read(image_id, stored.get(image_id))[0] if fixes else None
+                _export_record(source, rec, image_id, fixes, teacher, tmp, tally,
                                corrections.get(image_id))
         tally.skip(GONE_WHY, sum(len(fs) for im, fs in applied.items() if im not in seen))
         # a relabel verdict waits on until its image has a correction that could be written
@@ -183,10 +186,11 @@ def _fits(rec, label: np.ndarray, corrected: np.ndarray, correction: Correction)
         or sha256_file(rec.label_path) == correction.base_sha256)
 
 
-def _export_record(source, rec, image_id: int | None, fixes: list, maps: ScanMaps, tmp: Path,
-                   tally: _Tally, correction: Correction | None = None) -> None:
+def _export_record(source, rec, image_id: int | None, fixes: list, teacher: np.ndarray | None,
+                   tmp: Path, tally: _Tally, correction: Correction | None = None) -> None:
     """One image's label files: the hand correction in force when it fits, else corrected where
-    findings apply, else copied byte for byte."""
+    findings apply (`teacher`: the scan's argmax map of the image, None if it kept none), else
+    copied byte for byte."""
     tally.n_images += 1
     label = source.load_label(rec) if (fixes or rec.label_parts or correction) else None
     new = correction.label() if correction is not None else None
@@ -201,8 +205,6 @@ def _export_record(source, rec, image_id: int | None, fixes: list, maps: ScanMap
                               for a, b, n in pixel_changes(label, new)]
             tally.corrected[image_id] = correction.id
         else:
-            teacher_path = maps.teacher(image_id)
-            teacher = cv2.imread(str(teacher_path), cv2.IMREAD_UNCHANGED) if teacher_path.exists() else None
             result = apply_findings(label, fixes, teacher)
             tally.changes += [(rel_img, c.finding_id, c.pixels, names[c.before], names[c.after], "")
                               for c in result.changes]

@@ -57,6 +57,7 @@ def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | 
         source = repo.open_dataset_source(run.dataset)
         worst = repo.top_images(s, run, top if top else 10**9)
         found = repo.findings_for_images(s, run, [sc.image_id for sc in worst])
+        stored = repo.scan_map_pngs(s, run, [sc.image_id for sc in worst])
         rows = [(sc.image.id, sc.image.image_relpath, sc.label_quality, (sc.image.height, sc.image.width),
                  found[sc.image_id]) for sc in worst]
         pairs = repo.confusion_pairs(s, run)
@@ -71,7 +72,8 @@ def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | 
         if rec is None:
             log.warning("%s: no longer in the dataset, not reviewed", rel)
             continue
-        fields = _sample_fields(source, rec, image_id, frame, findings, names, maps)
+        fields = _sample_fields(source, rec, image_id, frame, findings, names, maps,
+                                stored.get(image_id))
         fields.update({"label_quality": float(quality), "image_id": int(image_id), "scan_run_id": run_id})
         for d in fields["findings"].detections:
             d.tags = [decided_findings[d["finding_id"]]] if d["finding_id"] in decided_findings else []
@@ -88,8 +90,10 @@ def build_review_dataset(store: Store, run_id: int | None = None, *, top: int | 
     return ds
 
 
-def _sample_fields(source, rec, image_id: int, frame, findings, names, maps: ScanMaps) -> dict:
-    """The label fields of one image's sample (masks stay on disk)."""
+def _sample_fields(source, rec, image_id: int, frame, findings, names, maps: ScanMaps,
+                   stored: tuple[bytes, bytes] | None) -> dict:
+    """The label fields of one image's sample (masks stay on disk: the scan's stored maps are
+    written into its maps folder once)."""
     import fiftyone as fo
 
     h, w = frame
@@ -99,10 +103,11 @@ def _sample_fields(source, rec, image_id: int, frame, findings, names, maps: Sca
                          bounding_box=[f.bbox[0] / w, f.bbox[1] / h, f.bbox[2] / w, f.bbox[3] / h],
                          mask=f.mask(), confidence=float(f.score), finding_id=int(f.id), kind=f.kind)
             for f in findings]
+    teacher, suspicion = maps.files(image_id, stored)
     return {
         "ground_truth": fo.Segmentation(mask_path=str(_given_label_png(source, rec, maps.given(image_id)))),
-        "teacher": fo.Segmentation(mask_path=str(maps.teacher(image_id))),
-        "suspicion": fo.Heatmap(map_path=str(maps.suspicion(image_id)), range=[0, 255]),
+        "teacher": fo.Segmentation(mask_path=str(teacher)),
+        "suspicion": fo.Heatmap(map_path=str(suspicion), range=[0, 255]),
         "findings": fo.Detections(detections=dets),
     }
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
@@ -27,7 +26,7 @@ from labelaudit.data.planted import Planted
 from labelaudit.scan.calibrate import CalibrationOptions, load_or_calibrate, planted_of
 from labelaudit.scan.calibrated import CalibratedScorer, SplitEstimate, finalise_scores
 from labelaudit.scan.heap import HeapTrimmer, long_lived_frozen
-from labelaudit.scan.layout import MAPS_KEY, ScanMaps
+from labelaudit.scan.layout import MAPS_KEY, ScanMaps, encode_maps
 from labelaudit.scan.memorisation import learnt_pixels, region_agreement
 from labelaudit.scan.progress import rank_entry, totals, with_rank
 from labelaudit.scan.score import ConfidenceStats, ImageAudit, Region, ScanParams, audit_image
@@ -66,7 +65,7 @@ class ScanOptions:
     batch_size: int = 8
     workers: int = 0
     limit: int | None = None  # first N images only (benchmarks)
-    maps: bool = True  # write teacher argmax and suspicion PNGs (the review shows them)
+    maps: bool = True  # store teacher argmax and suspicion PNGs (the review shows them)
     resume: bool = True
     device: str = "auto"
     params: ScanParams = field(default_factory=ScanParams)
@@ -110,7 +109,7 @@ class ScanResult:
     n_scored_now: int
     n_resumed: int
     bad: list[tuple[str, str]]
-    maps_dir: Path | None
+    maps_dir: Path | None  # where readers that need files get the stored maps (ScanMaps)
     seconds: float = 0.0
     load_seconds: float = 0.0
     forward_seconds: float = 0.0
@@ -196,13 +195,6 @@ def _find_resumable(store: Store, dataset_id: int, config: dict[str, Any]) -> in
             if {k: r.config.get(k) for k in config} == config:
                 return r.id
     return None
-
-
-def _write_maps(maps: ScanMaps, image_id: int, audit: ImageAudit) -> None:
-    """The teacher argmax and suspicion PNGs of an audit made `with_heatmap`."""
-    assert audit.prediction is not None and audit.suspicion is not None
-    cv2.imwrite(str(maps.teacher(image_id)), audit.prediction)
-    cv2.imwrite(str(maps.suspicion(image_id)), audit.suspicion)
 
 
 @dataclass
@@ -291,7 +283,7 @@ def _plan(opts: ScanOptions, store: Store, db_url: str, dist: Dist, predict: Pre
     n_left, todo = len(todo), todo[dist.rank::dist.world_size]
     with store.session() as s:  # the run row, once: its maps folder and this rank's histogram
         row = s.get(Run, run_id)
-        maps = ScanMaps.of(row).create() if opts.maps else None
+        maps = ScanMaps.of(row) if opts.maps else None
         hist = rank_entry(row.progress, dist.rank).get("p_hist")
     planted = planted_of(opts.run_dir, teachers) if opts.split == "train" else None
     if calibrators is None:
@@ -342,18 +334,18 @@ def on_planted(region: Region, changed: np.ndarray) -> bool:
 
 
 class ScanWriter:
-    """Writes a scan's results: maps (PNG) as each batch comes, then one short transaction per
-    `every` images (or `seconds`, whichever comes first) for their scores, findings, image
-    sizes and this rank's part of the run's progress (class pixel counts, bad inputs, the
-    calibrated scorer's histogram: `scan.progress`). `flush` stores what waits; the scan calls
-    it at its end, Ctrl-C included, so a hard kill loses at most that many images' rows (a
-    resumed scan scores them again). Measured: a transaction costs ~4 ms, a write per 8-image
-    batch was ~0.5 ms of the scan's own ~5 ms per image (docs/experiments.md, stop 24)."""
+    """Writes a scan's results: one short transaction per `every` images (or `seconds`,
+    whichever comes first) for their scores, findings, maps (PNG bytes), image sizes and this
+    rank's part of the run's progress (class pixel counts, bad inputs, the calibrated scorer's
+    histogram: `scan.progress`). `flush` stores what waits; the scan calls it at its end,
+    Ctrl-C included, so a hard kill loses at most that many images' rows (a resumed scan scores
+    them again). Measured: a transaction costs ~4 ms, a write per 8-image batch was ~0.5 ms of
+    the scan's own ~5 ms per image (docs/experiments.md, stop 24)."""
 
-    def __init__(self, store: Store, run_id: int, num_classes: int, maps: ScanMaps | None,
+    def __init__(self, store: Store, run_id: int, num_classes: int,
                  scorer: CalibratedScorer | None = None, rank: int = 0, every: int = 32,
                  seconds: float = 5.0) -> None:
-        self.store, self.run_id, self.maps, self.scorer, self.rank = store, run_id, maps, scorer, rank
+        self.store, self.run_id, self.scorer, self.rank = store, run_id, scorer, rank
         self.every, self.seconds = every, seconds
         with store.session() as s:
             mine = rank_entry(s.get(Run, run_id).progress, rank)
@@ -365,12 +357,10 @@ class ScanWriter:
         self._last = time.perf_counter()
 
     def write(self, scored: list[ScoredImage], bad: list[tuple[str, str]]) -> int:
-        """Take one batch: maps now, rows when enough wait; returns how many images were new to
+        """Take one batch, store the rows when enough wait; returns how many images were new to
         the run among those stored by this call."""
         c = len(self.class_pixels)
         for im in scored:
-            if self.maps is not None:
-                _write_maps(self.maps, im.image_id, im.audit)
             valid = im.label != IGNORE_INDEX
             self.class_pixels += np.bincount(im.label[valid].ravel(), minlength=c)[:c]
             self._results.append(_result(im))
@@ -397,11 +387,13 @@ class ScanWriter:
 
 def _result(im: ScoredImage) -> ImageResult:
     """What the store keeps of a scored image."""
-    agreement = im.agreement or [None] * len(im.audit.regions)
-    return ImageResult(im.image_id, im.audit.label_quality, im.audit.n_suspect_pixels,
+    a = im.audit
+    agreement = im.agreement or [None] * len(a.regions)
+    maps = None if a.prediction is None or a.suspicion is None else encode_maps(a.prediction, a.suspicion)
+    return ImageResult(im.image_id, a.label_quality, a.n_suspect_pixels,
                        [FindingRecord(r.given, r.suggested, r.kind, r.score, r.area, r.bbox, r.mask,
-                                      agreement=a) for r, a in zip(im.audit.regions, agreement)],
-                       im.audit.mean_self_confidence, im.learnt_pixels)
+                                      agreement=g) for r, g in zip(a.regions, agreement)],
+                       a.mean_self_confidence, im.learnt_pixels, maps)
 
 
 def run_scan(opts: ScanOptions, on_image: ImageHook | None = None,
@@ -462,7 +454,7 @@ def _scan_batches(plan: _Plan, opts: ScanOptions, on_image: ImageHook | None, re
 
     loader = DataLoader(torch.utils.data.Subset(plan.dataset, plan.todo), batch_size=opts.batch_size,
                         shuffle=False, num_workers=opts.workers, collate_fn=scan_collate)
-    writer = ScanWriter(plan.store, plan.run_id, plan.dataset.source.classes.num_classes, plan.maps,
+    writer = ScanWriter(plan.store, plan.run_id, plan.dataset.source.classes.num_classes,
                         plan.scorer, plan.rank)
     bar = tqdm(total=len(plan.todo), desc=f"scan {opts.split}", unit="img",
                disable=None if opts.progress else True)

@@ -234,6 +234,19 @@ def _v6_corrections(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_corrections_image_id ON corrections (image_id)"))
 
 
+def _v7_scan_maps(conn: Connection) -> None:
+    """v7: a scan's per-image maps in the store (models.ScanMap); older scans keep their files."""
+    blob = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
+    conn.execute(text(
+        "CREATE TABLE scan_maps (run_id INTEGER NOT NULL, image_id INTEGER NOT NULL, "
+        f"teacher_png {blob} NOT NULL, suspicion_png {blob} NOT NULL, "
+        "CONSTRAINT pk_scan_maps PRIMARY KEY (run_id, image_id), "
+        "CONSTRAINT fk_scan_maps_run_id_runs FOREIGN KEY(run_id) REFERENCES runs (id) "
+        "ON DELETE CASCADE, "
+        "CONSTRAINT fk_scan_maps_image_id_images FOREIGN KEY(image_id) REFERENCES images (id) "
+        "ON DELETE CASCADE)"))
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -249,6 +262,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               _v4_memorisation_and_id),
     Migration(5, "index of a confusion pair's findings by score", _v5_pair_index),
     Migration(6, "corrections: label maps corrected by hand", _v6_corrections),
+    Migration(7, "scan_maps: a scan's per-image maps in the store", _v7_scan_maps),
 )
 """Ordered steps; step ``k`` upgrades a version ``k-1`` database to version ``k``."""
 

@@ -175,6 +175,21 @@ class ImageScore(Base):
     )
 
 
+class ScanMap(Base):
+    """v7: one image's per-pixel maps of a scan run, as PNGs: the teacher's argmax (uint8
+    class ids) and the suspicion 1 - p[given label] (0..255). In the store, not in files: a
+    file per map cost the scan 0.03-0.7 ms of kernel time each on ext4 (docs/experiments.md,
+    stop 25), and every rank or machine of a sharded scan writes them where the review reads."""
+
+    __tablename__ = "scan_maps"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    teacher_png: Mapped[bytes] = mapped_column(LargeBinary)
+    suspicion_png: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Finding(Base):
     """A suspect region of one image in one scan run.
 

@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from .db import json_dumps
 from .models import (
     CORRECTION_SOURCES, DECISION_SOURCES, FINDING_KINDS, RUN_KINDS, RUN_STATUSES, VERDICTS,
-    Correction, Dataset, Decision, Export, Finding, Image, ImageScore, Run, utcnow,
+    Correction, Dataset, Decision, Export, Finding, Image, ImageScore, Run, ScanMap, utcnow,
 )
 from .rows import ConfusionPair, FindingRecord, ImageResult, ImageRow, finding_fingerprint
 from .rle import encode_label_png, encode_mask
@@ -274,6 +274,18 @@ def _finding_row(run: Run, image_id: int, rec: FindingRecord) -> Finding:
         agreement=None if rec.agreement is None else float(rec.agreement))
 
 
+def scan_map_pngs(session: Session, run: Run, image_ids: Sequence[int]
+                  ) -> dict[int, tuple[bytes, bytes]]:
+    """{image id: (teacher PNG, suspicion PNG)} of the scan's stored maps (models.ScanMap);
+    images without any (scans made before v7 kept them in files: scan.layout) are left out."""
+    out: dict[int, tuple[bytes, bytes]] = {}
+    for chunk in _chunks([int(i) for i in image_ids]):
+        out.update((r.image_id, (r.teacher_png, r.suspicion_png)) for r in session.execute(
+            select(ScanMap.image_id, ScanMap.teacher_png, ScanMap.suspicion_png)
+            .where(ScanMap.run_id == run.id, ScanMap.image_id.in_(chunk))))
+    return out
+
+
 def write_scan_batch(
     session: Session, run: Run, batch: Sequence[ImageResult], *, carry: bool = True,
     progress: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
@@ -309,6 +321,11 @@ def write_scan_batch(
             done.update(session.scalars(select(ImageScore.image_id).where(
                 ImageScore.run_id == run.id, ImageScore.image_id.in_(chunk))))
         new_findings: list[Finding] = []
+        maps = [{"run_id": run.id, "image_id": res.image_id, "teacher_png": res.maps[0],
+                 "suspicion_png": res.maps[1]}
+                for res in batch if res.maps is not None and res.image_id not in done]
+        if maps:  # one executemany, no ORM objects
+            session.execute(insert(ScanMap), maps)
         n_new = 0
         for res in batch:
             if res.image_id in done:

@@ -81,6 +81,7 @@ class ImageResult:
         mean_self_confidence: mean over labelled pixels of p[given label], in [0, 1].
         learnt_pixels: pixels an ensemble's newest member took from the given label against
             its older members (scan.memorisation; None: one model).
+        maps: the teacher argmax and suspicion maps as PNG bytes (``models.ScanMap``), or None.
     """
 
     image_id: int
@@ -89,6 +90,7 @@ class ImageResult:
     findings: list[FindingRecord] = field(default_factory=list)
     mean_self_confidence: float | None = None
     learnt_pixels: int | None = None
+    maps: tuple[bytes, bytes] | None = None
 
 
 class ConfusionPair(NamedTuple):
