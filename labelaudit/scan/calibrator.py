@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from labelaudit.files import write_bytes_atomic
+from labelaudit.scan.trees import ShallowForest
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +167,15 @@ class Calibrator:
         (1.2 s vs 12 ms per 1000 rows on 2 busy cores)."""
         if len(features) == 0:
             return np.zeros(0)
+        x = with_trained(features, trained)
+        if self._forest is not None:  # the same trees with numpy: 2-3x faster here (scan.trees)
+            return self._forest.predict(x)
         with _openmp_controller().limit(limits=1, user_api="openmp"):
-            return self.model.predict_proba(with_trained(features, trained))[:, 1]
+            return self.model.predict_proba(x)[:, 1]
+
+    @functools.cached_property
+    def _forest(self) -> ShallowForest | None:
+        return ShallowForest.of(self.model)
 
 
     def save(self, path: Path) -> None:
