@@ -135,6 +135,26 @@ def test_a_label_the_teacher_half_agrees_with_is_a_candidate_for_its_second_clas
     assert dict(zip(FEATURES, cands.features[0]))["q_mean"] == pytest.approx(0.45, rel=1e-4)
 
 
+def test_regions_are_8_connected_parts_of_equal_values_numbered_in_raster_order():
+    """By hand: diagonals join pixels of one value, two values crossing on diagonals are both
+    joined, 0 is no region; ids follow the regions' first pixels in raster order."""
+    from labelaudit.scan.candidates import _parts, _regions
+
+    values = np.array([[3, 0, 0, 5],
+                       [0, 3, 5, 0],
+                       [0, 5, 3, 0],
+                       [7, 0, 0, 3]])
+    want = np.array([[1, 0, 0, 2],
+                     [0, 1, 2, 0],
+                     [0, 2, 1, 0],
+                     [3, 0, 0, 1]])
+    assert np.array_equal(_regions(values), want)
+    # every value a part, class 0 included, and big pair codes (many classes) kept apart
+    assert _parts(np.array([[0, 0, 1], [2, 2, 1]])).tolist() == [1, 1, 2, 3, 3, 2]
+    wide = np.array([[70000, 70001], [70000, 0]])
+    assert np.array_equal(_regions(wide), [[1, 2], [1, 0]])
+
+
 def test_candidate_truth_matches_by_iou():
     truth = _face()
     given = truth.copy()
