@@ -326,23 +326,25 @@ def write_scan_batch(
                 for res in batch if res.maps is not None and res.image_id not in done]
         if maps:  # one executemany, no ORM objects
             session.execute(insert(ScanMap), maps)
-        n_new = 0
+        scores = []
         for res in batch:
             if res.image_id in done:
                 continue
             mean_conf = (None if res.mean_self_confidence is None else
                          _check_unit(f"image {res.image_id}: mean_self_confidence",
                                      res.mean_self_confidence))
-            session.add(ImageScore(
-                run_id=run.id, image_id=res.image_id,
-                label_quality=_check_unit(f"image {res.image_id}: label_quality",
-                                          res.label_quality),
-                n_findings=len(res.findings), n_suspect_pixels=int(res.n_suspect_pixels),
-                mean_self_confidence=mean_conf, learnt_pixels=res.learnt_pixels))
+            scores.append({
+                "run_id": run.id, "image_id": res.image_id,
+                "label_quality": _check_unit(f"image {res.image_id}: label_quality",
+                                             res.label_quality),
+                "n_findings": len(res.findings), "n_suspect_pixels": int(res.n_suspect_pixels),
+                "mean_self_confidence": mean_conf, "learnt_pixels": res.learnt_pixels})
             rows = [_finding_row(run, res.image_id, f) for f in res.findings]
             session.add_all(rows)
             new_findings.extend(rows)
-            n_new += 1
+        if scores:  # one executemany: the scores are not needed as objects
+            session.execute(insert(ImageScore), scores)
+        n_new = len(scores)
         session.flush()
         if carry and new_findings:
             _carry(session, run, new_findings, old_run_id=None)
