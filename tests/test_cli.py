@@ -150,3 +150,17 @@ def test_resume_says_what_it_cannot_do(tmp_path):
     assert other.exit_code == 2 and "started for 2 epochs (2 done)" in other.output
     done = runner.invoke(app, [*args, "--resume"])
     assert done.exit_code == 0 and "all 2 epochs were trained already" in done.output
+
+
+def test_the_demo_summary_says_when_there_was_no_loss_to_win_back():
+    from pathlib import Path
+
+    from labelaudit.demo import DemoResult, _summary
+
+    def result(clean: float) -> DemoResult:
+        return DemoResult(Path("d"), 24, 3128, 3000, 900, 800, 29, 0.75, 0.47, 0.72, 0.57,
+                          f1_before=60.0, f1_after=62.0, f1_clean=clean, seconds=300.0)
+
+    assert "share of the loss won back 0.50" in _summary(result(64.0))
+    below = _summary(result(55.0))
+    assert "no loss to win back" in below and "nan" not in below
