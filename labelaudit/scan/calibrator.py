@@ -177,7 +177,6 @@ class Calibrator:
     def _forest(self) -> ShallowForest | None:
         return ShallowForest.of(self.model)
 
-
     def save(self, path: Path) -> None:
         """The model (pickle, written atomically) and a readable JSON beside it."""
         blob = pickle.dumps({"format": FORMAT, "model": self.model, "info": asdict(self.info),
