@@ -27,6 +27,14 @@ def test_postgres_store_matches_sqlite(tmp_path, pg_url, scorer):
     assert pg.startswith("postgresql+psycopg://")
     assert scan_snapshot(lite_url, lite.run_id) == scan_snapshot(pg, res.run_id)
     assert len(scan_snapshot(pg, res.run_id)[0]) > 0
+    maps = []
+    for url, r in ((lite_url, lite), (pg, res)):  # the maps' bytes come back from BYTEA as stored
+        with open_db(url) as st, st.session() as s:
+            scan = s.get(repo.Run, r.run_id)
+            by_path = {sc.image.image_relpath: sc.image_id for sc in repo.top_images(s, scan, 100)}
+            stored = repo.scan_map_pngs(s, scan, list(by_path.values()))
+            maps.append({rel: stored[i] for rel, i in by_path.items()})
+    assert len(maps[0]) == 24 and maps[0] == maps[1]
     store = open_db(pg)
     with store.session() as s:
         top = repo.iter_findings(s, s.get(repo.Run, res.run_id))
