@@ -65,29 +65,33 @@ class ShallowForest:
         return expit(self.baseline + chosen.sum(axis=0))
 
 
+_ALL_LEFT = (0, np.inf, True)  # a split that sends every row left (a leaf's place)
+
+
 def _tree(nodes) -> tuple[np.ndarray, ...] | None:
     """One tree's (feature, threshold, missing-left) of its 3 splits and its 4 leaf values."""
     if np.any(nodes["is_categorical"]):
         return None
 
     def split(i: int) -> tuple[int, float, bool]:
-        return int(nodes["feature_idx"][i]), float(nodes["num_threshold"][i]), bool(nodes["missing_go_to_left"][i])
+        return (int(nodes["feature_idx"][i]), float(nodes["num_threshold"][i]),
+                bool(nodes["missing_go_to_left"][i]))
 
     def child(i: int) -> tuple[tuple[int, float, bool], float, float] | None:
+        """Node i as a split and its two leaf values; None when it is deeper than one split."""
         if nodes["is_leaf"][i]:
-            return (0, np.inf, True), float(nodes["value"][i]), float(nodes["value"][i])
+            return _ALL_LEFT, float(nodes["value"][i]), float(nodes["value"][i])
         a, b = int(nodes["left"][i]), int(nodes["right"][i])
         if not (nodes["is_leaf"][a] and nodes["is_leaf"][b]):
-            return None  # deeper than 2
+            return None
         return split(i), float(nodes["value"][a]), float(nodes["value"][b])
 
     if nodes["is_leaf"][0]:
-        root, lo, hi = child(0), child(0), child(0)
+        root, lo, hi = _ALL_LEFT, child(0), child(0)
     else:
-        root = (split(0), 0.0, 0.0)
-        lo, hi = child(int(nodes["left"][0])), child(int(nodes["right"][0]))
-    if root is None or lo is None or hi is None:
+        root, lo, hi = split(0), child(int(nodes["left"][0])), child(int(nodes["right"][0]))
+    if lo is None or hi is None:
         return None
-    splits = [root[0], lo[0], hi[0]]
-    return (np.array([s[0] for s in splits]), np.array([s[1] for s in splits]),
-            np.array([s[2] for s in splits]), np.array([lo[1], lo[2], hi[1], hi[2]]))
+    feature, threshold, missing = zip(root, lo[0], hi[0])
+    return (np.array(feature), np.array(threshold), np.array(missing),
+            np.array([lo[1], lo[2], hi[1], hi[2]]))

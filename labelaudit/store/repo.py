@@ -310,48 +310,50 @@ def write_scan_batch(
         if progress is not None:
             row = session.get(Run, run.id, with_for_update=True, populate_existing=True)
             row.progress = progress(dict(row.progress or {}))
-        if frames:  # one statement for the batch, not a SELECT per image
-            images = Image.__table__
-            session.execute(
-                update(images).where(images.c.id == bindparam("iid"), images.c.width.is_(None))
-                .values(height=bindparam("h"), width=bindparam("w")),
-                [{"iid": int(i), "h": int(h), "w": int(w)} for i, (h, w) in frames.items()])
+        if frames:
+            _set_frames(session, frames)
         done = set()
         for chunk in _chunks(ids):
             done.update(session.scalars(select(ImageScore.image_id).where(
                 ImageScore.run_id == run.id, ImageScore.image_id.in_(chunk))))
-        new_findings: list[Finding] = []
+        new = [res for res in batch if res.image_id not in done]
+        # scores and maps as one executemany each: they are not needed as objects
+        if new:
+            session.execute(insert(ImageScore), [_score_row(run, res) for res in new])
         maps = [{"run_id": run.id, "image_id": res.image_id, "teacher_png": res.maps[0],
-                 "suspicion_png": res.maps[1]}
-                for res in batch if res.maps is not None and res.image_id not in done]
-        if maps:  # one executemany, no ORM objects
+                 "suspicion_png": res.maps[1]} for res in new if res.maps is not None]
+        if maps:
             session.execute(insert(ScanMap), maps)
-        scores = []
-        for res in batch:
-            if res.image_id in done:
-                continue
-            mean_conf = (None if res.mean_self_confidence is None else
-                         _check_unit(f"image {res.image_id}: mean_self_confidence",
-                                     res.mean_self_confidence))
-            scores.append({
-                "run_id": run.id, "image_id": res.image_id,
-                "label_quality": _check_unit(f"image {res.image_id}: label_quality",
-                                             res.label_quality),
-                "n_findings": len(res.findings), "n_suspect_pixels": int(res.n_suspect_pixels),
-                "mean_self_confidence": mean_conf, "learnt_pixels": res.learnt_pixels})
-            rows = [_finding_row(run, res.image_id, f) for f in res.findings]
-            session.add_all(rows)
-            new_findings.extend(rows)
-        if scores:  # one executemany: the scores are not needed as objects
-            session.execute(insert(ImageScore), scores)
-        n_new = len(scores)
+        findings = [_finding_row(run, res.image_id, f) for res in new for f in res.findings]
+        session.add_all(findings)
         session.flush()
-        if carry and new_findings:
-            _carry(session, run, new_findings, old_run_id=None)
-    if n_new < len(batch):
+        if carry and findings:
+            _carry(session, run, findings, old_run_id=None)
+    if len(new) < len(batch):
         log.debug("run %d: %d of %d images already scored, skipped", run.id,
-                  len(batch) - n_new, len(batch))
-    return n_new
+                  len(batch) - len(new), len(batch))
+    return len(new)
+
+
+def _set_frames(session: Session, frames: dict[int, tuple[int, int]]) -> None:
+    """The label frame (height, width) of each image that has none yet, in one statement."""
+    images = Image.__table__
+    session.execute(
+        update(images).where(images.c.id == bindparam("iid"), images.c.width.is_(None))
+        .values(height=bindparam("h"), width=bindparam("w")),
+        [{"iid": int(i), "h": int(h), "w": int(w)} for i, (h, w) in frames.items()])
+
+
+def _score_row(run: Run, res: ImageResult) -> dict[str, Any]:
+    """The image_scores row of one scanned image, its values checked."""
+    where = f"image {res.image_id}"
+    return {
+        "run_id": run.id, "image_id": res.image_id,
+        "label_quality": _check_unit(f"{where}: label_quality", res.label_quality),
+        "n_findings": len(res.findings), "n_suspect_pixels": int(res.n_suspect_pixels),
+        "mean_self_confidence": None if res.mean_self_confidence is None else
+        _check_unit(f"{where}: mean_self_confidence", res.mean_self_confidence),
+        "learnt_pixels": res.learnt_pixels}
 
 
 def scan_scores(session: Session, run: Run) -> tuple[list[tuple[int, int, float]], dict[int, float]]:
