@@ -27,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-NO_ERROR = 0
+from labelaudit.bench.scoring import RegionCounts
+
+SURE = 0.5  # "matched at p_error >= SURE"
 
 
 @dataclass
@@ -35,8 +37,7 @@ class Condition:
     """Findings of one condition, accumulated map by map."""
 
     name: str
-    regions: object = None  # RegionCounts of every candidate
-    sure: object = None  # RegionCounts of the candidates at p >= 0.5
+    regions: RegionCounts = field(default_factory=RegionCounts)  # every candidate, with its p
     images: list = field(default_factory=list)  # (1 - label_quality, kinds present)
 
 
@@ -85,8 +86,6 @@ def _judge(cond: Condition, cal, probs: np.ndarray, label: np.ndarray, types: np
     masks = [cands.ids == j + 1 for j in range(len(cands))]
     truth = true_regions(types)
     cond.regions.update(masks, truth, list(p))
-    sure = np.flatnonzero(p >= 0.5)
-    cond.sure.update([masks[j] for j in sure], truth, list(p[sure]))
     cond.images.append((1.0 - float(np.prod(1.0 - p[p >= FLOOR])), {k for _, k in truth}))
 
 
@@ -106,10 +105,10 @@ def _fresh(cond: Condition, cal, classes, rows, copies: int, rng: np.random.Gene
 def _lines(cond: Condition) -> list[str]:
     from labelaudit.bench.scoring import auroc
     from labelaudit.data.synthetic.noise import ANNOTATOR_TYPES
-    from labelaudit.scan.calibrator import expected_calibration_error
+    from labelaudit.scan.calibrator import FLOOR, expected_calibration_error
 
     p, hit = cond.regions.outcomes()
-    shown = p >= 0.1
+    shown = p >= FLOOR
     score = np.array([s for s, _ in cond.images])
     clean = np.array([not kinds for _, kinds in cond.images])
     out = [f"**{cond.name}**: {len(cond.images)} label maps ({int(clean.sum())} clean), "
@@ -123,14 +122,12 @@ def _lines(cond: Condition) -> list[str]:
             continue
         both = has | clean
         out.append(f"| {kind} | {int(has.sum())} | {cond.regions.true_total.get(kind, 0)} | "
-                   f"{cond.regions.recall(kind):.3f} | {cond.sure.recall(kind):.3f} | "
+                   f"{cond.regions.recall(kind):.3f} | {cond.regions.listed(SURE, kind)[1]:.3f} | "
                    f"{auroc(score[both], has[both]):.3f} |")
     return out + [""]
 
 
 def main() -> None:
-    from labelaudit.bench.scoring import RegionCounts
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     ap.add_argument("--run", type=Path, required=True)
     ap.add_argument("--root", type=Path, required=True, help="the synthetic set the run trained on")
@@ -141,11 +138,11 @@ def main() -> None:
     a = ap.parse_args()
     cal, classes, maps = _teacher_maps(a.run, a.root)
     rng = np.random.default_rng(a.seed)
-    conds = [Condition(n, RegionCounts(), RegionCounts()) for n in (
+    conds = [Condition(n) for n in (
         "out of sample (val, fresh errors)", "in sample, not memorised (clean training "
         "images, fresh errors)", "memorised (the set's own training noise)")]
     _fresh(conds[0], cal, classes, maps["val"], a.copies, rng)
-    clean_train = [r for r in maps["train"] if not (r[3] != NO_ERROR).any()][:a.train_images]
+    clean_train = [r for r in maps["train"] if not r[3].any()][:a.train_images]
     _fresh(conds[1], cal, classes, clean_train, max(1, a.copies - 1), rng)
     for probs, given, _, types in maps["train"]:
         _judge(conds[2], cal, probs, given, types)
