@@ -56,9 +56,9 @@ def rows_and_eval(run: Path):
     train.records = [r for r in train.records if r.id not in planted]
     clean = {r.id: source.load_clean_label(r) for r in train.records}
     feats, truth, image, noisy = [], [], [], []
-    for i, (probs, label, rid) in enumerate(C._images(train, predict, 0, opts, "train")):
+    for i, (probs, label, edges, rid) in enumerate(C._images(train, predict, 0, opts, "train")):
         pred, top = top_class(probs)
-        cands = find_candidates(probs, label, self_confidence(probs, label), pred, top, ctx)
+        cands = find_candidates(probs, label, self_confidence(probs, label), pred, top, ctx, edges)
         wrong = (label != clean[rid]) & (label != 255)
         feats.append(cands.features)
         truth.append(C.candidate_truth(cands, wrong))

@@ -63,16 +63,18 @@ def _teacher_maps(run: Path, root: Path):
         rows = []
         for batch in DataLoader(ds, batch_size=8, collate_fn=scan_collate):
             recs = [ds.records[i] for i in batch["index"].tolist()]
-            for probs, given, rec in zip(predict(0, batch), batch["label_orig"], recs):
+            for probs, given, edges, rec in zip(predict(0, batch), batch["label_orig"],
+                                                batch["edges"], recs):
                 clean = source.load_clean_label(rec)
                 f = root / "noise_types" / f"{Path(rec.clean_label_path).stem}.png"
                 types = read_label(f) if f.exists() else np.zeros_like(clean)
-                rows.append((probs, given, clean, types))
+                rows.append((probs, given, clean, types, edges))
         out[split] = rows
     return cal, source.classes, out
 
 
-def _judge(cond: Condition, cal, probs: np.ndarray, label: np.ndarray, types: np.ndarray) -> None:
+def _judge(cond: Condition, cal, probs: np.ndarray, label: np.ndarray, types: np.ndarray,
+           edges: np.ndarray) -> None:
     """Score one label map against the teacher and match its candidates to the true regions."""
     from labelaudit.bench.scoring import true_regions
     from labelaudit.confidence import self_confidence
@@ -81,7 +83,8 @@ def _judge(cond: Condition, cal, probs: np.ndarray, label: np.ndarray, types: np
     from labelaudit.scan.score import top_class
 
     pred, top = top_class(probs)
-    cands = find_candidates(probs, label, self_confidence(probs, label), pred, top, cal.context)
+    cands = find_candidates(probs, label, self_confidence(probs, label), pred, top, cal.context,
+                            edges)
     p = cal.predict(cands.features, False)
     masks = [cands.ids == j + 1 for j in range(len(cands))]
     truth = true_regions(types)
@@ -93,13 +96,13 @@ def _fresh(cond: Condition, cal, classes, rows, copies: int, rng: np.random.Gene
     """Each clean label as it is, then `copies` copies per annotator kind with one fresh event."""
     from labelaudit.data.synthetic.noise import ANNOTATOR_TYPES, inject_noise
 
-    for probs, _, clean, _ in rows:
-        _judge(cond, cal, probs, clean, np.zeros_like(clean))
+    for probs, _, clean, _, edges in rows:
+        _judge(cond, cal, probs, clean, np.zeros_like(clean), edges)
         for kind in ANNOTATOR_TYPES:
             for _ in range(copies):
                 got = inject_noise(clean, classes, rng, (kind,), 1)
                 if got is not None:
-                    _judge(cond, cal, probs, got[0], got[1])
+                    _judge(cond, cal, probs, got[0], got[1], edges)
 
 
 def _lines(cond: Condition) -> list[str]:
@@ -144,8 +147,8 @@ def main() -> None:
     _fresh(conds[0], cal, classes, maps["val"], a.copies, rng)
     clean_train = [r for r in maps["train"] if not r[3].any()][:a.train_images]
     _fresh(conds[1], cal, classes, clean_train, max(1, a.copies - 1), rng)
-    for probs, given, _, types in maps["train"]:
-        _judge(conds[2], cal, probs, given, types)
+    for probs, given, _, types, edges in maps["train"]:
+        _judge(conds[2], cal, probs, given, types, edges)
     text = "\n".join([f"`python benchmarks/detectability.py --run {a.run} --root {a.root}`", ""]
                      + [line for c in conds for line in _lines(c)])
     print(text)

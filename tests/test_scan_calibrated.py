@@ -114,6 +114,39 @@ def test_an_outline_drawn_off_all_round_is_disputed_all_round():
     assert dict(zip(FEATURES, column))["outline_disputed"] == pytest.approx(8 / 34)
 
 
+def _two_tone(edge_col: int) -> tuple[np.ndarray, np.ndarray]:
+    """An image dark left of `edge_col`, bright from it on, and the label that follows it."""
+    image = np.full((32, 32, 3), 40, np.uint8)
+    image[:, edge_col:] = 200
+    label = np.zeros((32, 32), np.uint8)
+    label[:, edge_col:] = 1
+    return image, label
+
+
+def test_edge_features_say_which_boundary_the_image_shows():
+    """A label grown 3 px past the image's edge: its boundary lies in flat texture (edge_given
+    about 0), the teacher's on the edge. The other way round (the label follows the edge, the
+    teacher is 3 px off), the two features swap."""
+    from labelaudit.scan.candidates import edge_strength
+
+    image, truth = _two_tone(16)
+    grown = truth.copy()
+    grown[:, 13:16] = 1
+    off = truth.copy()
+    off[:, 16:19] = 0
+    edges = edge_strength(image)
+    for given, teacher, on_edge in ((grown, truth, "edge_suggested"), (truth, off, "edge_given")):
+        probs = _probs(teacher)
+        pred, top = top_class(probs)
+        cands = find_candidates(probs, given, self_confidence(probs, given), pred, top, _ctx(), edges)
+        assert len(cands) == 1
+        f = dict(zip(FEATURES, cands.features[0]))
+        flat = "edge_given" if on_edge == "edge_suggested" else "edge_suggested"
+        assert f[on_edge] > 0.5 and f[flat] < 0.05, f
+    no_image = find_candidates(probs, truth, self_confidence(probs, truth), pred, top, _ctx())
+    assert np.isnan(dict(zip(FEATURES, no_image.features[0]))["edge_given"])
+
+
 def test_a_label_the_teacher_half_agrees_with_is_a_candidate_for_its_second_class():
     truth = _face()
     given = truth.copy()

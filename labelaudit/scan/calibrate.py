@@ -118,7 +118,7 @@ class _Rows:
 
 
 def _images(dataset: ScanDataset, predict: Predict, k: int, opts: CalibrationOptions, what: str):
-    """Yields (probs, label, record id) of the dataset's images, batch by batch."""
+    """Yields (probs, label, edges, record id) of the dataset's images, batch by batch."""
     from tqdm.auto import tqdm
 
     loader = DataLoader(dataset, batch_size=opts.batch_size, collate_fn=scan_collate)
@@ -127,7 +127,7 @@ def _images(dataset: ScanDataset, predict: Predict, k: int, opts: CalibrationOpt
         for batch in loader:
             if "image" in batch:
                 ids = [dataset.records[i].id for i in batch["index"].tolist()]
-                yield from zip(predict(k, batch), batch["label_orig"], ids)
+                yield from zip(predict(k, batch), batch["label_orig"], batch["edges"], ids)
             bar.update(len(batch["index"]) if "index" in batch else 0)
 
 
@@ -202,7 +202,7 @@ def _context(images, classes) -> TeacherContext:
     """Per-class thresholds and the teacher's confusion on the given labels."""
     c = classes.num_classes
     stats, confusion = ConfidenceStats(c), np.zeros((c, c))
-    for probs, label, _ in images:
+    for probs, label, _, _ in images:
         stats.update(probs, label)
         valid = label != IGNORE_INDEX
         confusion += np.bincount(label[valid].astype(np.int64) * c + probs.argmax(0)[valid],
@@ -211,21 +211,22 @@ def _context(images, classes) -> TeacherContext:
 
 
 def _candidate_rows(rows: _Rows, probs: np.ndarray, label: np.ndarray, noisy: np.ndarray,
-                    ctx: TeacherContext, group: int, trained: bool, pred_top=None) -> None:
+                    edges: np.ndarray, ctx: TeacherContext, group: int, trained: bool,
+                    pred_top=None) -> None:
     """The candidates of `noisy` against the teacher, labelled by the errors `noisy != label`."""
     pred, top = pred_top if pred_top is not None else top_class(probs)
-    cands = find_candidates(probs, noisy, self_confidence(probs, noisy), pred, top, ctx)
+    cands = find_candidates(probs, noisy, self_confidence(probs, noisy), pred, top, ctx, edges)
     rows.add(cands, candidate_truth(cands, noisy != label), group, trained)
 
 
 def _copies_rows(rows: _Rows, images, ctx: TeacherContext, classes, copies: int,
                  rng: np.random.Generator) -> None:
     """Rows of every candidate of `copies` corrupted copies of each held-out label."""
-    for i, (probs, label, _) in enumerate(images):
+    for i, (probs, label, edges, _) in enumerate(images):
         pred_top = top_class(probs)
         for _ in range(copies):
             noisy, _ = corrupt(label, rng, classes.num_classes, classes.flip_pairs)
-            _candidate_rows(rows, probs, label, noisy, ctx, i, False, pred_top)
+            _candidate_rows(rows, probs, label, noisy, edges, ctx, i, False, pred_top)
 
 
 def _planted_rows(rows: _Rows, planted: Planted | None, source, size: int, channel_order: str,
@@ -238,8 +239,8 @@ def _planted_rows(rows: _Rows, planted: Planted | None, source, size: int, chann
                      labels_dir=planted.labels_dir)
     ds.records = [r for r in ds.records if r.id in planted]
     n = 0
-    for probs, label, rid in _images(ds, predict, k, opts, "planted"):
-        _candidate_rows(rows, probs, label, planted.label(rid), ctx, -1 - n, True)
+    for probs, label, edges, rid in _images(ds, predict, k, opts, "planted"):
+        _candidate_rows(rows, probs, label, planted.label(rid), edges, ctx, -1 - n, True)
         n += 1
     return n
 

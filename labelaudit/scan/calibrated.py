@@ -43,14 +43,15 @@ class CalibratedScorer:
         self.hist = [np.asarray(h, np.int64) for h in hist] if hist else \
             [np.zeros(n, np.int64) for _ in calibrators]
 
-    def audit_batch(self, items: list[tuple[int, np.ndarray, np.ndarray]], with_heatmap: bool
-                    ) -> list[ImageAudit]:
-        """(teacher index, probs, label) per image -> audits with raw probabilities as scores."""
+    def audit_batch(self, items: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]],
+                    with_heatmap: bool) -> list[ImageAudit]:
+        """(teacher index, probs, label, edges) per image -> audits with raw probabilities as
+        scores (edges: the image's `candidates.edge_strength`)."""
         work = []
-        for k, probs, label in items:
+        for k, probs, label, edges in items:
             q = self_confidence(probs, label)
             pred, top = top_class(probs)
-            cands = find_candidates(probs, label, q, pred, top, self.calibrators[k].context)
+            cands = find_candidates(probs, label, q, pred, top, self.calibrators[k].context, edges)
             work.append((k, label, q, pred, cands))
         raw = self._predict(work)
         return [self._audit(label, q, pred, cands, p, with_heatmap)

@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 BINS = np.linspace(-14.0, 14.0, 281)  # logit histogram edges for the prior estimate
 FLOOR = 0.1  # candidates below this raw probability are counted, not stored, not re-weighted
 # 2: with an isotonic map; 3: a regularised model, no map; 4: half-learnt labels are
-# candidates; 5: the `trained` feature; 6: outline_disputed
-FORMAT = 6
+# candidates; 5: the `trained` feature; 6: outline_disputed; 7: the image's edge features
+FORMAT = 7
 TRAINED = "trained"  # the last feature: 1 where the teacher trained on the image's labels
 
 

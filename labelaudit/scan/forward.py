@@ -9,6 +9,7 @@ import torch
 
 from labelaudit.data import FaceParsingDataset, collate
 from labelaudit.data.errors import BadInputError
+from labelaudit.scan.candidates import edge_strength
 from labelaudit.teachers import TeacherSet
 
 Predict = Callable[[int, dict[str, Any]], list[np.ndarray]]
@@ -16,7 +17,8 @@ Predict = Callable[[int, dict[str, Any]], list[np.ndarray]]
 
 
 class ScanDataset(FaceParsingDataset):
-    """Non-augmented samples that also carry the label in its original frame.
+    """Non-augmented samples that also carry the label in its original frame, and the image's
+    edge strength in that frame ("edges", `candidates.edge_strength`).
 
     A sample whose files cannot be read, or for which `missing` (the teachers') says there is
     nothing to judge it with, comes back as {"bad": (path, problem)} instead of raising, so the
@@ -50,6 +52,7 @@ class ScanDataset(FaceParsingDataset):
             return {"bad": (str(err.path), err.problem), "index": index}
         item = self._item(index, image, label)
         item["label_orig"] = label
+        item["edges"] = edge_strength(image)
         item["key"] = key
         return item
 
@@ -60,6 +63,7 @@ def scan_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     batch = collate(good) if good else {}
     batch["bad"] = [it["bad"] for it in items if "bad" in it]
     batch["label_orig"] = [it["label_orig"] for it in good]
+    batch["edges"] = [it["edges"] for it in good]
     batch["key"] = [it["key"] for it in good]
     return batch
 

@@ -311,7 +311,8 @@ def score_batch(plan: _Plan, batch: dict[str, Any], probs: list[np.ndarray],
     labels = batch["label_orig"]
     if plan.scorer is not None:
         audits = plan.scorer.audit_batch(
-            [(plan.teachers.for_record(rec.id), p, lb) for rec, p, lb in zip(recs, probs, labels)],
+            [(plan.teachers.for_record(rec.id), p, lb, e)
+             for rec, p, lb, e in zip(recs, probs, labels, batch["edges"])],
             with_heatmap=plan.maps is not None)
     else:
         audits = [audit_image(p, lb, plan.thresholds[plan.teachers.for_record(rec.id)], params,
