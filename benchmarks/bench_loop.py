@@ -45,11 +45,12 @@ def test_f1(run: Path) -> float:
     return float(evaluate(ts.teachers[0].model, test, torch.device("cpu")).as_dict()["mean_f1"])
 
 
-def fixed_labels(run: Path, out: Path, precision: float) -> dict:
-    """Scan the floor run (calibrated, --precision), export every listed finding."""
+def fixed_labels(run: Path, data: Path, out: Path, precision: float, scales: str) -> dict:
+    """Scan the floor run (calibrated, --precision, --scales), export every listed finding."""
     db = f"sqlite:///{run / 'loop.db'}"
     if not (out / "manifest.json").exists():
-        labelaudit("scan", "--run", str(run), "--db", db, "--precision", str(precision), "--top", "0")
+        labelaudit("scan", "--run", str(run), "--root", str(data), "--db", db, "--precision",
+                   str(precision), "--scales", scales, "--top", "0")
         labelaudit("export", "--run", str(run), "--db", db, "--out", str(out), "--policy", "threshold:0",
                    "--overwrite")
     manifest = json.loads((out / "manifest.json").read_text())
@@ -62,6 +63,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0", help="training seeds (comma list)")
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--precision", type=float, default=0.8)
+    ap.add_argument("--scales", default="1", help="the scan's test-time scales (scan --scales)")
     ap.add_argument("--floor-run", type=Path, help="an existing noisy-label run for the first seed")
     ap.add_argument("--data", type=Path, help="an existing synthetic set (default: generate seed 1 in WORK)")
     ap.add_argument("--baselines-only", action="store_true",
@@ -80,7 +82,7 @@ def main() -> None:
         train(data, base / "clean", a.preset, seed, clean)
         if a.baselines_only:
             continue
-        export = fixed_labels(floor, base / "fixed-labels", a.precision)
+        export = fixed_labels(floor, data, base / "fixed-labels", a.precision, a.scales)
         noise = asdict(label_noise(data, base / "fixed-labels"))
         train(data, base / "loop", a.preset, seed, base / "fixed-labels")
         f = {k: test_f1(r) for k, r in (("floor", floor), ("loop", base / "loop"), ("ceiling", base / "clean"))}

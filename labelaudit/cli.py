@@ -243,6 +243,21 @@ DatasetOpt = Annotated[Optional[DatasetKind], typer.Option(
     "--dataset", help="On-disk format of the dataset (with --checkpoint or --probs).")]
 
 
+ScalesOpt = Annotated[str, typer.Option(
+    "--scales", help="Test-time input scales the network teacher's probabilities average over, "
+    "a comma list (1,1.25,1.5: three passes, finer boundaries; 1: one plain pass).")]
+
+
+def _scales(text: str) -> tuple[float, ...]:
+    """--scales checked (Views says what is allowed)."""
+    from labelaudit.predict import Views
+
+    try:
+        return Views(scales=Views.parse_scales(text)).scales
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--scales") from None
+
+
 def _teacher_files(checkpoint, probs, dataset) -> dict:
     """ScanOptions fields for a teacher given as files (checkpoints, probability folders)."""
     return {"checkpoints": tuple(checkpoint or ()), "probs": tuple(probs or ()),
@@ -257,6 +272,7 @@ def scan(
     db: DbOpt = None,
     out: Annotated[Optional[Path], typer.Option(help="Also write images.csv, findings.csv and region masks here.")] = None,
     tta: Annotated[bool, typer.Option(help="Average with the mirrored image (left/right classes swapped).")] = False,
+    scales: ScalesOpt = "1",
     teacher: Annotated[Teacher, typer.Option(help="Which network judges the labels (auto: folds if trained, else the snapshots on runs of >= 1000 training images, else the CSR teacher).")] = Teacher.auto,
     root: Annotated[Optional[Path], typer.Option(help="Dataset root, if it moved since training.")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
@@ -276,9 +292,10 @@ def scan(
     from labelaudit.store import open_db
 
     opts = ScanOptions(run_dir=run, split=split.value, teacher=teacher.value, tta=tta,
-                       db_url=_db_url(db, run), root=root, batch_size=batch_size, workers=workers,
-                       limit=limit, precision=precision, scorer=scorer.value, recalibrate=recalibrate,
-                       prior_shift=prior_shift, **_teacher_files(checkpoint, probs, dataset))
+                       scales=_scales(scales), db_url=_db_url(db, run), root=root,
+                       batch_size=batch_size, workers=workers, limit=limit, precision=precision,
+                       scorer=scorer.value, recalibrate=recalibrate, prior_shift=prior_shift,
+                       **_teacher_files(checkpoint, probs, dataset))
     res = run_scan(opts)
     if res.rank != 0:
         return  # a sharded scan (torchrun): rank 0 reports for all
@@ -312,6 +329,8 @@ def calibrate(
     probs: ProbsOpt = None,
     dataset: DatasetOpt = None,
     planted: Annotated[bool, typer.Option(help="Also learn from the errors planted in the teacher's own training labels (when its run has them); --no-planted: the held-out split's copies only, kept beside the default calibration.")] = True,
+    tta: Annotated[bool, typer.Option(help="Average with the mirrored image, as the scan will.")] = False,
+    scales: ScalesOpt = "1",
 ) -> None:
     """Fit the scorer of a teacher on this dataset (scan does it on first use)."""
     from labelaudit.scan import ScanOptions
@@ -319,8 +338,8 @@ def calibrate(
 
     opts = CalibrationOptions(split=split.value, copies=copies, limit=limit, seed=seed,
                               planted=planted)
-    scan_opts = ScanOptions(run_dir=run, teacher=teacher.value, root=root,
-                            **_teacher_files(checkpoint, probs, dataset))
+    scan_opts = ScanOptions(run_dir=run, teacher=teacher.value, root=root, tta=tta,
+                            scales=_scales(scales), **_teacher_files(checkpoint, probs, dataset))
     for path, cal in calibrate_run(scan_opts, opts):
         i = cal.info
         typer.echo(f"{path}: {i.n_images} {i.split} images x {i.copies} copies and "
@@ -348,6 +367,7 @@ def predict(
     dtype: Annotated[MapDtype, typer.Option(help="float16, or uint8 (q = 255 p: half the size, 0.4% steps).")] = MapDtype.float16,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
     tta: Annotated[bool, typer.Option(help="Average with the mirrored image.")] = False,
+    scales: ScalesOpt = "1",
     limit: Annotated[Optional[int], typer.Option(help="Only the first N images.")] = None,
     with_val: Annotated[bool, typer.Option(help="Also write the val split (scan --probs calibrates its scorer on it).")] = True,
 ) -> None:
@@ -357,8 +377,8 @@ def predict(
 
     from labelaudit.scan.maps_out import parse_shard, write_probability_maps
 
-    opts = ScanOptions(run_dir=run, split=split.value, teacher=teacher.value, tta=tta, root=root,
-                       batch_size=batch_size, limit=limit,
+    opts = ScanOptions(run_dir=run, split=split.value, teacher=teacher.value, tta=tta,
+                       scales=_scales(scales), root=root, batch_size=batch_size, limit=limit,
                        **_teacher_files([checkpoint] if checkpoint else None, None, dataset))
     splits = [split.value] + (["val"] if with_val and split is not Split.val else [])
     for name in splits:
@@ -414,6 +434,8 @@ def bench(
     cleanlab_chunk: Annotated[int, typer.Option(help="Images per cleanlab call (it needs them all in memory).")] = 64,
     scorers: Annotated[str, typer.Option(help="Comma list of our scorers to compare: calibrated,rules,calibrated-val-only (calibrated without the planted errors).")] = "calibrated,rules",
     prior_shift: Annotated[bool, typer.Option(help="Calibrated scans move p_error to the split's share of errors estimated by EM.")] = False,
+    tta: Annotated[bool, typer.Option(help="Average with the mirrored image.")] = False,
+    scales: ScalesOpt = "1",
 ) -> None:
     """Score scans against the known noise of a synthetic set, side by side with cleanlab."""
     from labelaudit.bench.run import SCORERS, markdown, run_bench
@@ -422,7 +444,7 @@ def bench(
     report = run_bench(run, names, scorers=_comma_list(scorers, SCORERS, "--scorers"),
                        db_url=_db_url(db, run), split=split.value, root=root,
                        batch_size=batch_size, limit=limit, cleanlab_chunk=cleanlab_chunk,
-                       prior_shift=prior_shift)
+                       prior_shift=prior_shift, tta=tta, scales=_scales(scales))
     table = markdown(report)
     typer.echo(table)
     if out is not None:

@@ -299,7 +299,7 @@ def run_bench(run_dir: str | Path, teachers: tuple[str, ...] = ("csr", "dml"), *
               scorers: tuple[str, ...] = DEFAULT_SCORERS, db_url: str | None = None, split: str = "train",
               root: str | Path | None = None, batch_size: int = 8, limit: int | None = None,
               cleanlab_chunk: int = 64, tta: bool = False, progress: bool = True,
-              prior_shift: bool = False) -> BenchReport:
+              prior_shift: bool = False, scales: tuple[float, ...] = (1.0,)) -> BenchReport:
     """Per teacher, one fresh scan per scorer (listing every stored finding: precision 0), and
     cleanlab on the first scan's probabilities; everything scored against the known noise."""
     from labelaudit.confidence import self_confidence
@@ -328,7 +328,8 @@ def run_bench(run_dir: str | Path, teachers: tuple[str, ...] = ("csr", "dml"), *
                     chunks.add(im.probs, im.label, tmap)
 
             calibrated = scorer.startswith("calibrated")
-            opts = ScanOptions(run_dir=run_dir, split=split, teacher=name, tta=tta, db_url=db_url,
+            opts = ScanOptions(run_dir=run_dir, split=split, teacher=name, tta=tta, scales=scales,
+                               db_url=db_url,
                                root=Path(root) if root else None, batch_size=batch_size,
                                limit=limit, resume=False, progress=progress,
                                scorer="calibrated" if calibrated else scorer, precision=0.0,

@@ -18,6 +18,7 @@ flat.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -277,14 +278,16 @@ def _cross_validated_facts(x: np.ndarray, y: np.ndarray, groups: np.ndarray,
             "prior_stored": float(t[p >= FLOOR].mean()) if (p >= FLOOR).any() else float("nan")}
 
 
-def _stamp(files: list[Path], source) -> str:
+def _stamp(files: list[Path], source, teacher) -> str:
     """What a stored calibration must have been made from to be reused (its options may
-    differ: `labelaudit calibrate` sets them, `scan` reuses the result)."""
+    differ: `labelaudit calibrate` sets them, `scan` reuses the result): the files, the
+    dataset and the teacher's description (its test-time views among it)."""
     parts = []
     for f in files:
         st = Path(f).stat()
         parts.append(f"{Path(f).resolve()}|{st.st_mtime_ns}|{st.st_size}")
-    return "|".join([*parts, str(Path(source.root).resolve())])
+    described = json.dumps(teacher.describe(), sort_keys=True)
+    return "|".join([*parts, str(Path(source.root).resolve()), described])
 
 
 def planted_of(run_dir: Path, teachers) -> Planted | None:
@@ -303,7 +306,7 @@ def load_or_calibrate(run_dir: Path, teachers, k: int, source, predict: Predict,
     t = teachers.teachers[k]
     path = calibration_path(run_dir, teachers.name, k, len(teachers.teachers), opts.planted)
     planted = planted_of(run_dir, teachers) if opts.planted else None
-    stamp = _stamp([*t.files(), *([Path(run_dir) / PLANTED_INDEX] if planted else [])], source)
+    stamp = _stamp([*t.files(), *([Path(run_dir) / PLANTED_INDEX] if planted else [])], source, t)
     if path.exists() and not force:
         try:
             cal = Calibrator.load(path)

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from labelaudit.data.classes import IGNORE_INDEX
 from labelaudit.files import sha256_file
+from labelaudit.predict import Views
 from labelaudit.scan.forward import (  # noqa: F401  (ScanDataset, scan_collate: public here too)
     Predict, ScanDataset, device_named, forward, scan_collate, teacher_predictor,
 )
@@ -58,7 +59,8 @@ class ScanOptions:
     run_dir: Path
     split: str = "train"
     teacher: str = "auto"
-    tta: bool = False
+    tta: bool = False  # also average each view with its mirror image
+    scales: tuple[float, ...] = (1.0,)  # test-time input scales the probabilities average
     db_url: str | None = None
     root: Path | None = None  # dataset root, when it moved since training
     labels_dir: Path | None = None  # scan a corrected label tree instead of the source's labels
@@ -82,7 +84,8 @@ class ScanOptions:
 
     def teachers(self, device: torch.device | None = None) -> TeacherSet:
         return open_teachers(self.run_dir, self.teacher, checkpoints=self.checkpoints,
-                             probs=self.probs, device=device, tta=self.tta)
+                             probs=self.probs, device=device,
+                             views=Views(self.tta, tuple(self.scales)))
 
     def source(self, teachers: TeacherSet):
         """The dataset to scan: the one named here, else the teachers' training run's."""

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from labelaudit.data.classes import ClassSet
+from labelaudit.predict import Views, predict_batch_probs
 from labelaudit.teachers.base import Teacher
 from labelaudit.train.checkpoint import CheckpointError, load_checkpoint
 
@@ -29,24 +30,27 @@ REFERENCE_ORDER = "bgr"
 
 
 class NetworkTeacher(Teacher):
-    """One inference network (eval mode) on `device`; `tta` adds the mirrored pass."""
+    """One inference network (eval mode) on `device`, its probabilities averaged over `views`
+    (test-time scales and mirroring; `Views()`: one plain pass)."""
 
     def __init__(self, model: torch.nn.Module, *, size: int, channel_order: str, path: Path,
-                 name: str = "checkpoint", device: torch.device | None = None, tta: bool = False,
-                 calibration: dict[str, list] | None = None) -> None:
+                 name: str = "checkpoint", device: torch.device | None = None,
+                 views: Views = Views(), calibration: dict[str, list] | None = None) -> None:
         self.device = device or torch.device("cpu")
         self.model = model.to(self.device).eval()
         self.size, self.channel_order, self.path, self.name = size, channel_order, Path(path), name
-        self.tta, self.calibration = tta, calibration
+        self.views, self.calibration = views, calibration
 
     def predict(self, batch: dict[str, Any], classes: ClassSet) -> list[np.ndarray]:
-        from labelaudit.predict import predict_batch_probs
-
         return predict_batch_probs(self.model, batch, self.device, classes,
-                                   amp=self.device.type == "cuda", flip_tta=self.tta)
+                                   amp=self.device.type == "cuda", views=self.views)
 
     def files(self) -> list[Path]:
         return [self.path]
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        return out if self.views.plain else {**out, "views": self.views.describe()}
 
 
 def inference_network(state: dict[str, torch.Tensor], model_cfg: dict[str, Any], num_classes: int
@@ -62,10 +66,11 @@ def inference_network(state: dict[str, torch.Tensor], model_cfg: dict[str, Any],
 
 
 def labelaudit_teacher(state: dict[str, Any], path: Path, name: str, use: str = "csr",
-                       device: torch.device | None = None, tta: bool = False) -> NetworkTeacher:
+                       device: torch.device | None = None, views: Views = Views()) -> NetworkTeacher:
     """The network of a loaded labelaudit checkpoint (`checkpoint.pt`, `dml_student.pt`,
     `best.pt`, a snapshot), shaped and preprocessed by its own config. `use` = "csr": its CSR
-    teacher (with the val calibration it saved) when it has one, else its student / model."""
+    teacher (with the val calibration it saved, which holds for plain `views` only) when it has
+    one, else its student / model."""
     weights = state["model"] if "model" in state else state["student"]
     calibration = None
     if use == "csr":
@@ -73,21 +78,22 @@ def labelaudit_teacher(state: dict[str, Any], path: Path, name: str, use: str = 
             weights = state["teacher"]
         elif "student" in state and "epoch" in state:
             log.warning("%s: no CSR cycle has ended yet; scanning with the student", path)
-        calibration = state.get("calibration")
+        calibration = state.get("calibration") if views.plain else None
     cfg = state["config"]
     net = inference_network(weights, cfg["model"], len(state["classes"]))
     return NetworkTeacher(net, size=int(cfg["data"]["size"]), channel_order=cfg["data"]["channel_order"],
-                          path=path, name=name, device=device, tta=tta, calibration=calibration)
+                          path=path, name=name, device=device, views=views,
+                          calibration=calibration)
 
 
-def checkpoint_teacher(path: str | Path, device: torch.device | None = None, tta: bool = False,
-                       use: str = "csr") -> NetworkTeacher:
+def checkpoint_teacher(path: str | Path, device: torch.device | None = None,
+                       views: Views = Views(), use: str = "csr") -> NetworkTeacher:
     """The teacher in any checkpoint file (see the module docstring). `use` picks the CSR teacher
     ("csr") or the student ("final") of a training checkpoint."""
     path = Path(path)
     state = load_checkpoint(path)
     if "config" in state and ("student" in state or "model" in state):
-        return labelaudit_teacher(state, path, "checkpoint", use, device, tta)
+        return labelaudit_teacher(state, path, "checkpoint", use, device, views)
     from model import load_reference_checkpoint
 
     try:
@@ -98,4 +104,4 @@ def checkpoint_teacher(path: str | Path, device: torch.device | None = None, tta
     log.info("%s: DML-CSR reference weights, %d classes; reference preprocessing (%d px, %s)",
              path, net.decoder.classifier.out_channels, REFERENCE_SIZE, REFERENCE_ORDER)
     return NetworkTeacher(net, size=REFERENCE_SIZE, channel_order=REFERENCE_ORDER, path=path,
-                          name="reference", device=device, tta=tta)
+                          name="reference", device=device, views=views)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from labelaudit.predict import Views
 from labelaudit.teachers.base import EnsembleTeacher, TeacherSet, ensemble
 from labelaudit.teachers.network import NetworkTeacher, checkpoint_teacher, labelaudit_teacher
 from labelaudit.teachers.probs import ProbsTeacher
@@ -49,27 +50,27 @@ def _auto(run_dir: Path, folds_file: Path) -> str:
     return "csr"
 
 
-def _load_one(path: Path, which: str, device: torch.device, tta: bool
+def _load_one(path: Path, which: str, device: torch.device, views: Views
               ) -> tuple[NetworkTeacher, TrainConfig]:
     """The network `which` of one training checkpoint, and that run's config."""
     state = load_checkpoint(path, ("student", "config", "classes"))
-    teacher = labelaudit_teacher(state, path, which, "csr" if which == "csr" else "final", device, tta)
+    teacher = labelaudit_teacher(state, path, which, "csr" if which == "csr" else "final", device, views)
     return teacher, config_from_dict(state["config"])
 
 
-def _snapshots(run_dir: Path, device: torch.device, tta: bool) -> tuple[EnsembleTeacher, TrainConfig]:
+def _snapshots(run_dir: Path, device: torch.device, views: Views) -> tuple[EnsembleTeacher, TrainConfig]:
     """The mean of the students kept along the run, and the run's config (from a snapshot)."""
     files = sorted((run_dir / SNAPSHOTS).glob("epoch-*.pt"))
     if not files:
         raise CheckpointError(f"{run_dir / SNAPSHOTS}: no snapshots; train with "
                               "schedule.snapshots > 0 for the snapshots teacher")
     log.info("snapshots teacher: %d students (%s ... %s)", len(files), files[0].name, files[-1].name)
-    loaded = [_load_one(f, "final", device, tta) for f in files]
+    loaded = [_load_one(f, "final", device, views) for f in files]
     return EnsembleTeacher([t for t, _ in loaded], "snapshots"), loaded[-1][1]
 
 
 def load_teachers(run_dir: str | Path, which: str = "auto", device: torch.device | None = None,
-                  tta: bool = False) -> TeacherSet:
+                  views: Views = Views()) -> TeacherSet:
     """The teacher set named `which` from a `labelaudit train` run directory.
 
     "auto" is "folds" when the run has folds, else "snapshots" when the run kept them and has at
@@ -84,23 +85,23 @@ def load_teachers(run_dir: str | Path, which: str = "auto", device: torch.device
     if which == "auto":
         which = _auto(run_dir, folds_file)
     if which == "folds":
-        return _folds(run_dir, folds_file, device, tta)
+        return _folds(run_dir, folds_file, device, views)
     if which == "snapshots":
-        teacher, cfg = _snapshots(run_dir, device, tta)
+        teacher, cfg = _snapshots(run_dir, device, views)
         return TeacherSet(which, [teacher], data=cfg.data, seed=cfg.seed)
     path = run_dir / (DML_STUDENT if which == "dml" else CHECKPOINT)
     if not path.exists() and folds_file.exists():
         raise CheckpointError(f"{path}: not found; this run trained folds only (use --teacher folds)")
-    teacher, cfg = _load_one(path, which, device, tta)
+    teacher, cfg = _load_one(path, which, device, views)
     return TeacherSet(which, [teacher], data=cfg.data, seed=cfg.seed)
 
 
-def _folds(run_dir: Path, folds_file: Path, device: torch.device, tta: bool) -> TeacherSet:
+def _folds(run_dir: Path, folds_file: Path, device: torch.device, views: Views) -> TeacherSet:
     if not folds_file.exists():
         raise CheckpointError(f"{folds_file}: not found; train with --folds K for fold teachers")
     meta = json.loads(folds_file.read_text())
     paths = [run_dir / f"fold-{k}" / CHECKPOINT for k in range(int(meta["k"]))]
-    loaded = [_load_one(p, "csr", device, tta) for p in paths]
+    loaded = [_load_one(p, "csr", device, views) for p in paths]
     teachers, cfg = [t for t, _ in loaded], loaded[0][1]
     source = cfg.data.open_source()
     records = source.records("train")
@@ -113,12 +114,15 @@ def _folds(run_dir: Path, folds_file: Path, device: torch.device, tta: bool) -> 
 
 
 def open_teachers(run_dir, which: str = "auto", *, checkpoints=(), probs=(), device=None,
-                  tta: bool = False) -> TeacherSet:
+                  views: Views = Views()) -> TeacherSet:
     """The teachers a scan is told about: the checkpoint files and probability folders given
     (their mean when several), else teacher `which` of the training run in `run_dir`."""
     if not checkpoints and not probs:
-        return load_teachers(run_dir, which, device, tta)
-    members = [checkpoint_teacher(c, device, tta) for c in checkpoints]
+        return load_teachers(run_dir, which, device, views)
+    if not checkpoints and not views.plain:
+        raise ValueError(f"{', '.join(map(str, probs))}: probability maps are used as written; "
+                         "give --tta / --scales to `labelaudit predict` when writing them")
+    members = [checkpoint_teacher(c, device, views) for c in checkpoints]
     members += [ProbsTeacher(p) for p in probs]
     one = ensemble(members)
     return TeacherSet(one.name, [one])
