@@ -262,6 +262,14 @@ def test_snapshots_are_kept_and_their_teacher_is_their_mean(tiny, tmp_path, monk
     assert load_teachers(tmp_path / "s", "auto").name == "snapshots"
     monkeypatch.setattr(runs, "SNAPSHOTS_FROM", len(src.records("train")) + 1)
     assert load_teachers(tmp_path / "s", "auto").name == "csr"
+    # the dataset moved: "auto" counts its images where it is now (scan --root)
+    monkeypatch.setattr(runs, "SNAPSHOTS_FROM", len(src.records("train")))
+    config = tmp_path / "s" / "config.toml"
+    assert str(tiny) in config.read_text()
+    config.write_text(config.read_text().replace(str(tiny), str(tmp_path / "gone")))
+    with pytest.raises((ValueError, FileNotFoundError), match="gone"):
+        load_teachers(tmp_path / "s", "auto")
+    assert load_teachers(tmp_path / "s", "auto", root=tiny).name == "snapshots"
 
 
 def test_a_bad_image_stops_training_before_the_first_epoch(tmp_path):

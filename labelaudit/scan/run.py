@@ -85,7 +85,7 @@ class ScanOptions:
     def teachers(self, device: torch.device | None = None) -> TeacherSet:
         return open_teachers(self.run_dir, self.teacher, checkpoints=self.checkpoints,
                              probs=self.probs, device=device,
-                             views=Views(self.tta, tuple(self.scales)))
+                             views=Views(self.tta, tuple(self.scales)), root=self.root)
 
     def source(self, teachers: TeacherSet):
         """The dataset to scan: the one named here, else the teachers' training run's."""

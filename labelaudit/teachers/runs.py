@@ -36,13 +36,16 @@ TEACHERS = ("auto", "csr", "dml", "final", "folds", "snapshots")
 SNAPSHOTS_FROM = 1000
 
 
-def _auto(run_dir: Path, folds_file: Path) -> str:
-    """folds when trained, else snapshots for a run kept them on >= SNAPSHOTS_FROM images, else csr."""
+def _auto(run_dir: Path, folds_file: Path, root: Path | None = None) -> str:
+    """folds when trained, else snapshots for a run kept them on >= SNAPSHOTS_FROM images, else
+    csr. root: the dataset's root when it moved since training (its images are counted)."""
     if folds_file.exists():
         return "folds"
     config_file = run_dir / "config.toml"  # written when the training starts: no checkpoint read
     if any((run_dir / SNAPSHOTS).glob("epoch-*.pt")) and config_file.exists():
         cfg = config_from_dict(tomllib.loads(config_file.read_text()))
+        if root is not None:
+            cfg.data.root = str(root)
         n = len(cfg.data.open_source().records("train"))
         if n >= SNAPSHOTS_FROM:
             return "snapshots"
@@ -70,12 +73,12 @@ def _snapshots(run_dir: Path, device: torch.device, views: Views) -> tuple[Ensem
 
 
 def load_teachers(run_dir: str | Path, which: str = "auto", device: torch.device | None = None,
-                  views: Views = Views()) -> TeacherSet:
+                  views: Views = Views(), root: Path | None = None) -> TeacherSet:
     """The teacher set named `which` from a `labelaudit train` run directory.
 
     "auto" is "folds" when the run has folds, else "snapshots" when the run kept them and has at
-    least SNAPSHOTS_FROM training images, else "csr". Raises CheckpointError naming the missing
-    or unreadable file.
+    least SNAPSHOTS_FROM training images (in `root` when the dataset moved), else "csr". Raises
+    CheckpointError naming the missing or unreadable file.
     """
     if which not in TEACHERS:
         raise ValueError(f"unknown teacher {which!r}; choose one of {', '.join(TEACHERS)}")
@@ -83,7 +86,7 @@ def load_teachers(run_dir: str | Path, which: str = "auto", device: torch.device
     device = device or torch.device("cpu")
     folds_file = run_dir / "folds.json"
     if which == "auto":
-        which = _auto(run_dir, folds_file)
+        which = _auto(run_dir, folds_file, root)
     if which == "folds":
         return _folds(run_dir, folds_file, device, views)
     if which == "snapshots":
@@ -114,11 +117,12 @@ def _folds(run_dir: Path, folds_file: Path, device: torch.device, views: Views) 
 
 
 def open_teachers(run_dir, which: str = "auto", *, checkpoints=(), probs=(), device=None,
-                  views: Views = Views()) -> TeacherSet:
+                  views: Views = Views(), root: Path | None = None) -> TeacherSet:
     """The teachers a scan is told about: the checkpoint files and probability folders given
-    (their mean when several), else teacher `which` of the training run in `run_dir`."""
+    (their mean when several), else teacher `which` of the training run in `run_dir` (root:
+    its dataset's, when it moved)."""
     if not checkpoints and not probs:
-        return load_teachers(run_dir, which, device, views)
+        return load_teachers(run_dir, which, device, views, root)
     if not checkpoints and not views.plain:
         raise ValueError(f"{', '.join(map(str, probs))}: probability maps are used as written; "
                          "give --tta / --scales to `labelaudit predict` when writing them")
