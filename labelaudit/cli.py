@@ -250,7 +250,7 @@ ScalesOpt = Annotated[str, typer.Option(
 
 def _scales(text: str) -> tuple[float, ...]:
     """--scales checked (Views says what is allowed)."""
-    from labelaudit.predict import Views
+    from labelaudit.teachers import Views
 
     try:
         return Views(scales=Views.parse_scales(text)).scales
