@@ -31,8 +31,8 @@ def train(data: Path, run: Path, preset: str, seed: int, labels: Path | None = N
             *(["--labels", str(labels)] if labels else []))
 
 
-def test_f1(run: Path) -> float:
-    """Mean F1 of the run's CSR teacher on the test split's (clean) labels."""
+def test_f1(run: Path, data: Path) -> float:
+    """Mean F1 of the run's CSR teacher on the test split's (clean) labels of `data`."""
     import torch
 
     from labelaudit.data import FaceParsingDataset
@@ -40,6 +40,7 @@ def test_f1(run: Path) -> float:
     from labelaudit.train.evaluate import evaluate
 
     ts = load_teachers(run, "csr")
+    ts.data.root = str(data)  # the run may record a relative or an older root
     test = FaceParsingDataset(ts.data.open_source(), "test", size=ts.size, augment=False,
                               channel_order=ts.channel_order)
     return float(evaluate(ts.teachers[0].model, test, torch.device("cpu")).as_dict()["mean_f1"])
@@ -85,7 +86,7 @@ def main() -> None:
         export = fixed_labels(floor, data, base / "fixed-labels", a.precision, a.scales)
         noise = asdict(label_noise(data, base / "fixed-labels"))
         train(data, base / "loop", a.preset, seed, base / "fixed-labels")
-        f = {k: test_f1(r) for k, r in (("floor", floor), ("loop", base / "loop"), ("ceiling", base / "clean"))}
+        f = {k: test_f1(r, data) for k, r in (("floor", floor), ("loop", base / "loop"), ("ceiling", base / "clean"))}
         lost = f["ceiling"] - f["floor"]
         rows.append({"seed": seed, **f, "won_back": (f["loop"] - f["floor"]) / lost if lost > 0 else float("nan"),
                      "export": export, "label_noise": noise})
