@@ -70,7 +70,9 @@ fi
 LS_VENV=${LS_VENV:-.venv-labelstudio}
 if [ ! -x "$LS_VENV/bin/label-studio" ]; then
   "$PY" -m venv "$LS_VENV"
-  "$LS_VENV/bin/python" -m pip install "label-studio==1.23.2"
+  # sentry-sdk 3 dropped the `send_default_pii` option Label Studio 1.23.2's settings pass
+  # (the server then fails at start-up: "Unknown option 'send_default_pii'")
+  "$LS_VENV/bin/python" -m pip install "label-studio==1.23.2" "sentry-sdk>=2,<3"
 fi
 if ! "$P" -c "import label_studio_sdk.converter.brush" 2>/dev/null; then
   "$P" -m pip install appdirs ijson PyJWT lxml nltk ujson defusedxml
