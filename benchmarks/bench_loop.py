@@ -39,8 +39,7 @@ def test_f1(run: Path, data: Path) -> float:
     from labelaudit.teachers import load_teachers
     from labelaudit.train.evaluate import evaluate
 
-    ts = load_teachers(run, "csr")
-    ts.data.root = str(data)  # the run may record a relative or an older root
+    ts = load_teachers(run, "csr", root=data)  # the run may record a relative or an older root
     test = FaceParsingDataset(ts.data.open_source(), "test", size=ts.size, augment=False,
                               channel_order=ts.channel_order)
     return float(evaluate(ts.teachers[0].model, test, torch.device("cpu")).as_dict()["mean_f1"])

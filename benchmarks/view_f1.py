@@ -30,9 +30,7 @@ def main() -> None:
     ap.add_argument("--root", type=Path, help="dataset root, if it moved since training")
     ap.add_argument("--views", default="1;1.25;1.5;1,1.25;1,1.25,1.5")
     a = ap.parse_args()
-    teachers = load_teachers(a.run, "csr")
-    if a.root is not None:
-        teachers.data.root = str(a.root)
+    teachers = load_teachers(a.run, "csr", root=a.root)
     source = teachers.data.open_source()
     val = ScanDataset(source, "val", size=teachers.size, augment=False,
                       channel_order=teachers.channel_order)

@@ -95,10 +95,7 @@ class ScanOptions:
             if self.dataset is None or self.root is None:
                 raise ValueError("a scan with --checkpoint or --probs needs --dataset and --root")
             return open_source(self.dataset, self.root)
-        data = teachers.data
-        if self.root is not None:
-            data.root = str(self.root)
-        return data.open_source()
+        return teachers.data.open_source()  # at `root` when given (`teachers` put it there)
 
 
 @dataclass

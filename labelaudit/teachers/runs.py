@@ -36,16 +36,22 @@ TEACHERS = ("auto", "csr", "dml", "final", "folds", "snapshots")
 SNAPSHOTS_FROM = 1000
 
 
-def _auto(run_dir: Path, folds_file: Path, root: Path | None = None) -> str:
+def _config(d: dict, root: Path | None) -> TrainConfig:
+    """A run's training config, its dataset at `root` when given (the dataset moved since)."""
+    cfg = config_from_dict(d)
+    if root is not None:
+        cfg.data.root = str(root)
+    return cfg
+
+
+def _auto(run_dir: Path, folds_file: Path, root: Path | None) -> str:
     """folds when trained, else snapshots for a run kept them on >= SNAPSHOTS_FROM images, else
-    csr. root: the dataset's root when it moved since training (its images are counted)."""
+    csr."""
     if folds_file.exists():
         return "folds"
     config_file = run_dir / "config.toml"  # written when the training starts: no checkpoint read
     if any((run_dir / SNAPSHOTS).glob("epoch-*.pt")) and config_file.exists():
-        cfg = config_from_dict(tomllib.loads(config_file.read_text()))
-        if root is not None:
-            cfg.data.root = str(root)
+        cfg = _config(tomllib.loads(config_file.read_text()), root)
         n = len(cfg.data.open_source().records("train"))
         if n >= SNAPSHOTS_FROM:
             return "snapshots"
@@ -53,22 +59,23 @@ def _auto(run_dir: Path, folds_file: Path, root: Path | None = None) -> str:
     return "csr"
 
 
-def _load_one(path: Path, which: str, device: torch.device, views: Views
+def _load_one(path: Path, which: str, device: torch.device, views: Views, root: Path | None
               ) -> tuple[NetworkTeacher, TrainConfig]:
-    """The network `which` of one training checkpoint, and that run's config."""
+    """The network `which` of one training checkpoint, and that run's config (see `_config`)."""
     state = load_checkpoint(path, ("student", "config", "classes"))
     teacher = labelaudit_teacher(state, path, which, "csr" if which == "csr" else "final", device, views)
-    return teacher, config_from_dict(state["config"])
+    return teacher, _config(state["config"], root)
 
 
-def _snapshots(run_dir: Path, device: torch.device, views: Views) -> tuple[EnsembleTeacher, TrainConfig]:
+def _snapshots(run_dir: Path, device: torch.device, views: Views, root: Path | None
+               ) -> tuple[EnsembleTeacher, TrainConfig]:
     """The mean of the students kept along the run, and the run's config (from a snapshot)."""
     files = sorted((run_dir / SNAPSHOTS).glob("epoch-*.pt"))
     if not files:
         raise CheckpointError(f"{run_dir / SNAPSHOTS}: no snapshots; train with "
                               "schedule.snapshots > 0 for the snapshots teacher")
     log.info("snapshots teacher: %d students (%s ... %s)", len(files), files[0].name, files[-1].name)
-    loaded = [_load_one(f, "final", device, views) for f in files]
+    loaded = [_load_one(f, "final", device, views, root) for f in files]
     return EnsembleTeacher([t for t, _ in loaded], "snapshots"), loaded[-1][1]
 
 
@@ -77,7 +84,8 @@ def load_teachers(run_dir: str | Path, which: str = "auto", device: torch.device
     """The teacher set named `which` from a `labelaudit train` run directory.
 
     "auto" is "folds" when the run has folds, else "snapshots" when the run kept them and has at
-    least SNAPSHOTS_FROM training images (in `root` when the dataset moved), else "csr". Raises
+    least SNAPSHOTS_FROM training images, else "csr". `root`: the dataset's root when it moved
+    since training (the set's data settings and the choice above use it). Raises
     CheckpointError naming the missing or unreadable file.
     """
     if which not in TEACHERS:
@@ -88,23 +96,24 @@ def load_teachers(run_dir: str | Path, which: str = "auto", device: torch.device
     if which == "auto":
         which = _auto(run_dir, folds_file, root)
     if which == "folds":
-        return _folds(run_dir, folds_file, device, views)
+        return _folds(run_dir, folds_file, device, views, root)
     if which == "snapshots":
-        teacher, cfg = _snapshots(run_dir, device, views)
+        teacher, cfg = _snapshots(run_dir, device, views, root)
         return TeacherSet(which, [teacher], data=cfg.data, seed=cfg.seed)
     path = run_dir / (DML_STUDENT if which == "dml" else CHECKPOINT)
     if not path.exists() and folds_file.exists():
         raise CheckpointError(f"{path}: not found; this run trained folds only (use --teacher folds)")
-    teacher, cfg = _load_one(path, which, device, views)
+    teacher, cfg = _load_one(path, which, device, views, root)
     return TeacherSet(which, [teacher], data=cfg.data, seed=cfg.seed)
 
 
-def _folds(run_dir: Path, folds_file: Path, device: torch.device, views: Views) -> TeacherSet:
+def _folds(run_dir: Path, folds_file: Path, device: torch.device, views: Views,
+           root: Path | None) -> TeacherSet:
     if not folds_file.exists():
         raise CheckpointError(f"{folds_file}: not found; train with --folds K for fold teachers")
     meta = json.loads(folds_file.read_text())
     paths = [run_dir / f"fold-{k}" / CHECKPOINT for k in range(int(meta["k"]))]
-    loaded = [_load_one(p, "csr", device, views) for p in paths]
+    loaded = [_load_one(p, "csr", device, views, root) for p in paths]
     teachers, cfg = [t for t, _ in loaded], loaded[0][1]
     source = cfg.data.open_source()
     records = source.records("train")
