@@ -46,3 +46,10 @@ def test_bench_with_an_oracle_teacher_finds_the_planted_noise(tmp_path, monkeypa
     table = markdown(report)
     assert "| csr | calibrated |" in table and "| csr | rules |" in table
     assert "| csr | cleanlab |" in table
+    # the sampling floor of the calibrated scores' ECE is reported beside the measured ECE
+    cal = t.methods["calibrated"]
+    assert 0.0 < cal.ece_if_calibrated <= cal.ece_if_calibrated_q95 < 0.5
+    row = next(line for line in table.splitlines() if line.startswith("| csr | calibrated | ")
+               and f"{cal.ece_if_calibrated:.3f} / {cal.ece_if_calibrated_q95:.3f}" in line)
+    header = next(line for line in table.splitlines() if "ECE if calibrated" in line)
+    assert row.count("|") == header.count("|")

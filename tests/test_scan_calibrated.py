@@ -12,6 +12,7 @@ from labelaudit.data.classes import IGNORE_INDEX
 from labelaudit.scan.calibrate import calibration_path, candidate_truth
 from labelaudit.scan.calibrator import (
     adjust, estimate_prior, expected_calibration_error, expected_precision_cutoff, histogram,
+    sampling_ece,
 )
 from labelaudit.scan.candidates import FEATURES, TeacherContext, find_candidates
 from labelaudit.data.corrupt import RECIPES, _APPLY, corrupt
@@ -232,6 +233,20 @@ def test_expected_precision_cutoff_and_ece_by_hand():
     assert expected_precision_cutoff(np.array([0.9, 0.9, 0.7, 0.7, 0.7]), 0.8) == 0.9
     assert expected_calibration_error(np.full(10, 0.9), np.arange(10) < 5) == pytest.approx(0.4)
 
+
+
+def test_sampling_ece_is_the_ece_of_a_perfect_scorer_by_hand():
+    # one candidate at 0.5: its outcome is 0 or 1, so every draw's gap is exactly 0.5
+    assert sampling_ece(np.array([0.5])) == (0.5, 0.5)
+    # two at 0.5 in one bin: both agree (gap 0.5) half the time, differ (gap 0) the other half
+    mean, q95 = sampling_ece(np.array([0.5, 0.5]), draws=4000)
+    assert mean == pytest.approx(0.25, abs=0.02) and q95 == 0.5
+    # sure scores that are right by construction leave nothing to sample
+    assert sampling_ece(np.array([0.0, 1.0, 1.0])) == (0.0, 0.0)
+    # more candidates, smaller floor: 1 / sqrt(n) shrinkage
+    small, _ = sampling_ece(np.full(25, 0.3))
+    large, _ = sampling_ece(np.full(2500, 0.3))
+    assert large < small / 5
 
 @pytest.fixture(scope="module")
 def flipped(tmp_path_factory):

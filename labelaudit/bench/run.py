@@ -24,7 +24,9 @@ from labelaudit.bench.scoring import (
     true_regions,
 )
 from labelaudit.data.classes import IGNORE_INDEX
-from labelaudit.scan.calibrator import expected_calibration_error, expected_precision_cutoff, reliability
+from labelaudit.scan.calibrator import (
+    expected_calibration_error, expected_precision_cutoff, reliability, sampling_ece,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,9 @@ class MethodScores:
     seconds: float = 0.0  # this method's own scoring time (forward excluded)
     # the findings' scores read as probabilities of being an error (meant for `calibrated`)
     ece: float = float("nan")
+    # the ECE a perfectly calibrated scorer would show on these scores (sampling alone)
+    ece_if_calibrated: float = float("nan")
+    ece_if_calibrated_q95: float = float("nan")
     reliability: dict[str, list] = field(default_factory=dict)
     # the findings counted in region P / R: all of them (rules), or the list a user gets at
     # --precision LIST_TARGET (calibrated), with its expected precision (mean p_error)
@@ -179,6 +184,7 @@ class _Accumulator:
         p, hit = self.regions.outcomes()
         if len(p):
             out.ece = expected_calibration_error(np.clip(p, 0, 1), hit)
+            out.ece_if_calibrated, out.ece_if_calibrated_q95 = sampling_ece(p)
             out.reliability = reliability(np.clip(p, 0, 1), hit)
             listed = p >= self.listed_cutoff
             out.n_listed = int(listed.sum())
@@ -369,14 +375,16 @@ def markdown(report: BenchReport) -> str:
                          f"{_f(s.region_precision)} | {_f(s.region_recall)} | "
                          f"{_f(s.recall_at_p80)} | {_f(s.part_recall_at_p80)} | {_f(s.pixel_precision)} | {_f(s.pixel_recall)} | "
                          f"{_f(s.pixel_f1)} | {_f(s.pixel_ap)} |")
-    lines += ["", f"| teacher | method | ECE of the scores | findings in region P / R | "
+    lines += ["", f"| teacher | method | ECE of the scores | ECE if calibrated (mean / 95 %) | "
+                  f"findings in region P / R | "
                   f"expected P (list at {LIST_TARGET}) | measured P | estimated errors | "
-                  "true corrupted regions |", "|---|---|---|---|---|---|---|---|"]
+                  "true corrupted regions |", "|---|---|---|---|---|---|---|---|---|"]
     for t in report.teachers:
         for m, s in t.methods.items():
             if m != "cleanlab":
                 est = "n/a" if np.isnan(s.estimated_errors) else f"{s.estimated_errors:.0f}"
-                lines.append(f"| {t.teacher} | {m} | {_f(s.ece)} | {s.n_listed} | "
+                lines.append(f"| {t.teacher} | {m} | {_f(s.ece)} | {_f(s.ece_if_calibrated)} / "
+                             f"{_f(s.ece_if_calibrated_q95)} | {s.n_listed} | "
                              f"{_f(s.listed_expected_precision)} | {_f(s.region_precision)} | "
                              f"{est} | {s.true_regions} |")
     lines += ["", "| teacher | method | noise type | images | image AP | region recall | "

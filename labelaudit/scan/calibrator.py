@@ -111,6 +111,18 @@ def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> 
     return float((n * gap).sum() / n.sum())
 
 
+def sampling_ece(p: np.ndarray, bins: int = 10, draws: int = 500, seed: int = 0) -> tuple[float, float]:
+    """The ECE a perfectly calibrated scorer would show on `p` from sampling alone: outcomes
+    drawn as Bernoulli(p) `draws` times; (mean, 95th percentile). A measured ECE near these is
+    as small as this many candidates can show (a few hundred: about 0.04-0.05)."""
+    p = np.clip(np.asarray(p, np.float64), 0, 1)
+    if p.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    e = [expected_calibration_error(p, rng.random(p.size) < p, bins) for _ in range(draws)]
+    return float(np.mean(e)), float(np.quantile(e, 0.95))
+
+
 @dataclass
 class CalibrationInfo:
     """What the calibration was made from and how well it held (kept next to the model)."""
