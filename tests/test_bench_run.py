@@ -46,6 +46,14 @@ def test_bench_with_an_oracle_teacher_finds_the_planted_noise(tmp_path, monkeypa
     table = markdown(report)
     assert "| csr | calibrated |" in table and "| csr | rules |" in table
     assert "| csr | cleanlab |" in table
+    # the bootstrap intervals hold the point values (image AP < 1 here: the interval is real)
+    for ours in (t.methods["calibrated"], t.methods["rules"]):
+        assert ours.image_ap_ci[0] <= ours.image_ap <= ours.image_ap_ci[1] <= 1.0
+        assert ours.recall_at_p80_ci[0] <= ours.recall_at_p80 <= ours.recall_at_p80_ci[1] <= 1.0
+        assert ours.image_ap_ci[0] < ours.image_ap_ci[1] or ours.image_ap == 1.0
+    ours = t.methods["calibrated"]
+    assert (f"| csr | calibrated | {ours.image_ap:.3f} ({ours.image_ap_ci[0]:.3f}-"
+            f"{ours.image_ap_ci[1]:.3f}) |") in table
     # the sampling floor of the calibrated scores' ECE is reported beside the measured ECE
     cal = t.methods["calibrated"]
     assert 0.0 < cal.ece_if_calibrated <= cal.ece_if_calibrated_q95 < 0.5

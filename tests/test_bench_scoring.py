@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from labelaudit.bench.scoring import (
-    MaskCounts, PixelAP, RegionCounts, auroc, average_precision, precision_at_k, true_regions,
+    MaskCounts, PixelAP, RegionCounts, auroc, average_precision, bootstrap_interval, precision_at_k,
+    true_regions,
 )
 
 
@@ -85,3 +86,33 @@ def test_recall_at_precision_walks_findings_best_first():
     # the stray finding ties with A: they enter together (precision 1/2), then B: 2/3
     tied.update([box(0, 0), stray, box(0, 6)], truth, scores=[0.9, 0.9, 0.5])
     assert tied.recall_at_precision(("flip", "drop"), 0.8) == 0.0
+
+
+def test_recall_at_precision_weighs_images_for_a_bootstrap():
+    types = np.zeros((12, 12), np.uint8)
+    types[0:3, 0:3] = 1  # one flip region in each image
+    truth = true_regions(types)
+    found = np.zeros((12, 12), bool)
+    found[0:3, 0:3] = True
+    stray = np.zeros((12, 12), bool)
+    stray[9, 9] = True
+    rc = RegionCounts(iou=0.3)
+    rc.update([found], truth, scores=[0.9])  # image 0: its region found
+    rc.update([stray], truth, scores=[0.95])  # image 1: a stray finding above it, region missed
+    # each image once: the stray first (precision 0), then the hit (1/2): never >= 0.8
+    assert rc.recall_at_precision(("flip",), 0.8) == 0.0
+    # image 1 left out of the draw: one finding, right, its image's one region found
+    assert rc.recall_at_precision(("flip",), 0.8, image_weight=np.array([1, 0])) == 1.0
+    # image 0 drawn 4 times: precision 4/5 after the hit, recall 4 of the 5 regions drawn
+    assert rc.recall_at_precision(("flip",), 0.8, image_weight=np.array([4, 1])) == pytest.approx(0.8)
+    # no region of the kind in the draw: undefined
+    assert np.isnan(rc.recall_at_precision(("flip",), 0.8, image_weight=np.array([0, 0])))
+
+
+def test_bootstrap_interval_of_a_mean_by_hand():
+    x = np.arange(100, dtype=np.float64)
+    lo, hi = bootstrap_interval(lambda c: float((c * x).sum() / c.sum()), len(x))
+    # the mean's standard error is 29.0 / sqrt(100) = 2.9: a 95 % interval of about +-5.7
+    assert lo < 49.5 < hi and 9.0 < hi - lo < 14.0
+    assert bootstrap_interval(lambda c: 0.5, 10) == (0.5, 0.5)
+    assert all(np.isnan(bootstrap_interval(lambda c: float("nan"), 10)))

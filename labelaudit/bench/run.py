@@ -20,8 +20,8 @@ import numpy as np
 from scipy import ndimage
 
 from labelaudit.bench.scoring import (
-    NOISE_TYPES, MaskCounts, PixelAP, RegionCounts, auroc, average_precision, precision_at_k,
-    true_regions,
+    NOISE_TYPES, MaskCounts, PixelAP, RegionCounts, auroc, average_precision, bootstrap_interval,
+    precision_at_k, true_regions,
 )
 from labelaudit.data.classes import IGNORE_INDEX
 from labelaudit.scan.calibrator import (
@@ -54,6 +54,9 @@ class MethodScores:
     part_recall_at_p80: float = float("nan")
     # recall of every true region where the findings' precision is >= 0.8
     recall_at_p80: float = float("nan")
+    # 95 % bootstrap intervals over the images (the images resampled with replacement)
+    image_ap_ci: tuple[float, float] = (float("nan"), float("nan"))
+    recall_at_p80_ci: tuple[float, float] = (float("nan"), float("nan"))
     pixel_precision: float = float("nan")
     pixel_recall: float = float("nan")
     pixel_f1: float = float("nan")
@@ -132,6 +135,12 @@ class _Truth:
         return np.where(diff, np.where(tm > 0, tm, UNKNOWN), 0).astype(np.uint8)
 
 
+def _weighted_ap(scores: np.ndarray, noisy: np.ndarray, counts: np.ndarray) -> float:
+    """Image AP with each image taken `counts` times (a bootstrap draw)."""
+    keep = np.repeat(np.arange(len(scores)), counts)
+    return average_precision(scores[keep], noisy[keep]) if noisy[keep].any() else float("nan")
+
+
 class _Accumulator:
     """Streams one method's outputs into image / region / pixel measures."""
 
@@ -174,6 +183,7 @@ class _Accumulator:
                            true_regions=len(self.regions.truths))
         if 0 < k < len(s):
             out.image_ap = average_precision(s, noisy)
+            out.image_ap_ci = bootstrap_interval(lambda c: _weighted_ap(s, noisy, c), len(s))
             out.image_auroc = auroc(s, noisy)
             out.image_p_at_k = precision_at_k(s, noisy, k)
             out.image_r_at_k = out.image_p_at_k  # k = number of noisy images: P@k == R@k
@@ -181,6 +191,8 @@ class _Accumulator:
         out.region_f1 = _prf(out.region_precision, out.region_recall)
         out.part_recall_at_p80 = self.regions.recall_at_precision(("flip", "drop"), 0.8)
         out.recall_at_p80 = self.regions.recall_at_precision(tuple(self.regions.true_total), 0.8)
+        out.recall_at_p80_ci = self.regions.recall_at_precision_interval(
+            tuple(self.regions.true_total), 0.8)
         p, hit = self.regions.outcomes()
         if len(p):
             out.ece = expected_calibration_error(np.clip(p, 0, 1), hit)
@@ -364,6 +376,10 @@ def _f(x: float) -> str:
     return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.3f}"
 
 
+def _interval(value: float, ci: tuple[float, float]) -> str:
+    return f"{_f(value)} ({_f(ci[0])}-{_f(ci[1])})"
+
+
 def markdown(report: BenchReport) -> str:
     """The report as markdown tables: overall, the calibrated list, per noise type and size."""
     lines = ["| teacher | method | image AP | AUROC | region P | region R | "
@@ -375,6 +391,12 @@ def markdown(report: BenchReport) -> str:
                          f"{_f(s.region_precision)} | {_f(s.region_recall)} | "
                          f"{_f(s.recall_at_p80)} | {_f(s.part_recall_at_p80)} | {_f(s.pixel_precision)} | {_f(s.pixel_recall)} | "
                          f"{_f(s.pixel_f1)} | {_f(s.pixel_ap)} |")
+    lines += ["", "| teacher | method | image AP, 95 % interval | R @ P>=0.8, 95 % interval |",
+              "|---|---|---|---|"]  # the images resampled with replacement, 1000 draws
+    for t in report.teachers:
+        for m, s in t.methods.items():
+            lines.append(f"| {t.teacher} | {m} | {_interval(s.image_ap, s.image_ap_ci)} | "
+                         f"{_interval(s.recall_at_p80, s.recall_at_p80_ci)} |")
     lines += ["", f"| teacher | method | ECE of the scores | ECE if calibrated (mean / 95 %) | "
                   f"findings in region P / R | "
                   f"expected P (list at {LIST_TARGET}) | measured P | estimated errors | "

@@ -139,7 +139,11 @@ class RegionCounts:
     ranked: list[tuple[float, int, str | None]] = field(default_factory=list)
     # every true region (global index): its type and whether it is smaller than SMALL_PX
     truths: list[tuple[str, bool]] = field(default_factory=list)
+    # the image (in update order) of each finding and of each true region: for resampling
+    ranked_image: list[int] = field(default_factory=list)
+    truth_image: list[int] = field(default_factory=list)
     _n_truth: int = 0
+    n_images: int = 0
 
     def update(self, found: list[np.ndarray], truth: list[tuple[np.ndarray, str]],
                scores: list[float] | None = None) -> None:
@@ -162,6 +166,9 @@ class RegionCounts:
                 self.ranked.append((float(score), self._n_truth + best_j, truth[best_j][1]))
             else:
                 self.ranked.append((float(score), -1, None))
+        self.ranked_image += [self.n_images] * len(found)
+        self.truth_image += [self.n_images] * len(truth)
+        self.n_images += 1
         self._n_truth += len(truth)
         for (t, kind), hit in zip(truth, matched):
             self.true_total[kind] = self.true_total.get(kind, 0) + 1
@@ -193,27 +200,74 @@ class RegionCounts:
         precision = sum(r[1] >= 0 for r in rows) / len(rows) if rows else float("nan")
         return precision, recall
 
-    def recall_at_precision(self, kinds: tuple[str, ...], min_precision: float = 0.8) -> float:
+    def recall_at_precision(self, kinds: tuple[str, ...], min_precision: float = 0.8,
+                            image_weight: np.ndarray | None = None) -> float:
         """Highest recall of the true regions of `kinds` over score thresholds at which the
         precision of all findings at or above the threshold is >= `min_precision`.
 
         Findings are taken best-first; ties in score enter together. 0.0 when no threshold
         reaches the precision; NaN when there is no true region of these kinds.
+        `image_weight` (one per image, e.g. a bootstrap's counts) weighs each image's findings
+        and true regions; None counts each once.
         """
-        total = sum(self.true_total.get(k, 0) for k in kinds)
+        w = np.ones(self.n_images) if image_weight is None else np.asarray(image_weight, np.float64)
+        return self._recall_at_precision(self._best_first(kinds), w, min_precision)
+
+    def recall_at_precision_interval(self, kinds: tuple[str, ...], min_precision: float = 0.8,
+                                     draws: int = 1000) -> tuple[float, float]:
+        """95 % bootstrap interval of `recall_at_precision` over the images."""
+        ranked = self._best_first(kinds)
+        return bootstrap_interval(lambda c: self._recall_at_precision(ranked, c, min_precision),
+                                  self.n_images, draws)
+
+    @staticmethod
+    def _recall_at_precision(ranked: tuple[np.ndarray, ...], w: np.ndarray,
+                             min_precision: float) -> float:
+        score, first, correct, row_image, truth_image = ranked
+        total = float(w[truth_image].sum())
         if total == 0:
             return float("nan")
-        rows = sorted(self.ranked, key=lambda r: -r[0])
-        hit: set[int] = set()
-        correct = 0
-        best = 0.0
-        for n, (score, j, kind) in enumerate(rows, 1):
-            correct += j >= 0
-            if kind in kinds:
-                hit.add(j)
-            if n < len(rows) and rows[n][0] == score:
-                continue  # a threshold cannot split equal scores
-            if correct / n >= min_precision:
-                best = max(best, len(hit) / total)
-        return best
+        if not len(score):
+            return 0.0
+        row_w = w[row_image]
+        found = np.cumsum(row_w * correct)
+        n = np.cumsum(row_w)
+        recall = np.cumsum(row_w * first) / total
+        ends = np.append(score[1:] != score[:-1], True) & (n > 0)  # a cut never splits ties
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ok = ends & (found / n >= min_precision)
+        return float(recall[ok].max()) if ok.any() else 0.0
 
+    def _best_first(self, kinds: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+        """The findings best-first: scores, whether each is the first to match a true region
+        of `kinds`, whether it matches any, its image; and the image of each true region of
+        `kinds`."""
+        order = sorted(range(len(self.ranked)), key=lambda i: -self.ranked[i][0])
+        seen: set[int] = set()
+        first = np.zeros(len(order))
+        for pos, i in enumerate(order):
+            _, j, kind = self.ranked[i]
+            if kind in kinds and j not in seen:
+                seen.add(j)
+                first[pos] = 1.0
+        score = np.asarray([self.ranked[i][0] for i in order], np.float64)
+        correct = np.asarray([self.ranked[i][1] >= 0 for i in order], np.float64)
+        want = np.asarray([k in kinds for k, _ in self.truths], bool)
+        return (score, first, correct, np.asarray(self.ranked_image, np.int64)[order],
+                np.asarray(self.truth_image, np.int64)[want] if want.any() else np.zeros(0, np.int64))
+
+
+def bootstrap_interval(statistic, n_items: int, draws: int = 1000, level: float = 0.95,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of `statistic(counts)` over images resampled with replacement
+    (`counts`: how often each of the `n_items` images is drawn); NaN draws are skipped."""
+    if n_items == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    values = np.asarray([statistic(np.bincount(rng.integers(0, n_items, n_items),
+                                               minlength=n_items)) for _ in range(draws)])
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return float("nan"), float("nan")
+    tail = (1 - level) / 2
+    return float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))
