@@ -3,6 +3,7 @@ is computed on the same probabilities."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scanhelp import make_run, oracle_predictor
 
 from labelaudit.bench import run as bench_run
@@ -52,8 +53,13 @@ def test_bench_with_an_oracle_teacher_finds_the_planted_noise(tmp_path, monkeypa
         assert ours.recall_at_p80_ci[0] <= ours.recall_at_p80 <= ours.recall_at_p80_ci[1] <= 1.0
         assert ours.image_ap_ci[0] < ours.image_ap_ci[1] or ours.image_ap == 1.0
     ours = t.methods["calibrated"]
-    assert (f"| csr | calibrated | {ours.image_ap:.3f} ({ours.image_ap_ci[0]:.3f}-"
+    assert (f"| csr | calibrated | {ours.image_ap:.3f} ({ours.image_ap_ci[0]:.3f} to "
             f"{ours.image_ap_ci[1]:.3f}) |") in table
+    # the margin over the rules is the difference of the two R @ P>=0.8, inside its interval
+    rules = t.methods["rules"]
+    assert ours.margin_over_rules == pytest.approx(ours.recall_at_p80 - rules.recall_at_p80)
+    assert ours.margin_over_rules_ci[0] <= ours.margin_over_rules <= ours.margin_over_rules_ci[1]
+    assert np.isnan(rules.margin_over_rules)
     # the sampling floor of the calibrated scores' ECE is reported beside the measured ECE
     cal = t.methods["calibrated"]
     assert 0.0 < cal.ece_if_calibrated <= cal.ece_if_calibrated_q95 < 0.5
@@ -61,3 +67,33 @@ def test_bench_with_an_oracle_teacher_finds_the_planted_noise(tmp_path, monkeypa
                and f"{cal.ece_if_calibrated:.3f} / {cal.ece_if_calibrated_q95:.3f}" in line)
     header = next(line for line in table.splitlines() if "ECE if calibrated" in line)
     assert row.count("|") == header.count("|")
+
+
+def test_the_margin_over_the_rules_draws_the_same_images_for_both():
+    from labelaudit.bench.scoring import true_regions
+
+    types = np.zeros((12, 12), np.uint8)
+    types[0:3, 0:3] = 1  # one flip region in every image
+    truth = true_regions(types)
+    hit = np.zeros((12, 12), bool)
+    hit[0:3, 0:3] = True
+    stray = np.zeros((12, 12), bool)
+    stray[9, 9] = True
+
+    def acc(per_image: dict[int, list], order: list[int]):
+        a = bench_run._Accumulator()
+        for im in order:
+            found, scores = per_image[im]
+            a.regions.update(found, truth, scores=scores)
+        a.image_ids = order
+        return a
+
+    # ours finds the region in images 0-2; the rules only in image 0, with a stray above it in 1-2
+    ours = acc({i: ([hit], [0.9]) for i in range(4)} | {3: ([], [])}, [0, 1, 2, 3])
+    rules_map = {0: ([hit], [0.9]), 1: ([stray], [0.95]), 2: ([stray], [0.95]), 3: ([], [])}
+    value, ci = bench_run.margin_over(ours, acc(rules_map, [0, 1, 2, 3]))
+    # ours: 3 of 4 regions at precision 1; rules: precision 1/3 at best -> 0
+    assert value == pytest.approx(0.75)
+    # the same rules in another image order give the same draws: the images are matched by id
+    assert bench_run.margin_over(ours, acc(rules_map, [3, 1, 0, 2])) == (value, ci)
+    assert ci[0] <= value <= ci[1]

@@ -57,6 +57,9 @@ class MethodScores:
     # 95 % bootstrap intervals over the images (the images resampled with replacement)
     image_ap_ci: tuple[float, float] = (float("nan"), float("nan"))
     recall_at_p80_ci: tuple[float, float] = (float("nan"), float("nan"))
+    # R @ P>=0.8 minus the rules' on the same images, with its paired 95 % bootstrap interval
+    margin_over_rules: float = float("nan")
+    margin_over_rules_ci: tuple[float, float] = (float("nan"), float("nan"))
     pixel_precision: float = float("nan")
     pixel_recall: float = float("nan")
     pixel_f1: float = float("nan")
@@ -155,6 +158,7 @@ class _Accumulator:
         self.seconds = 0.0
         self.listed_cutoff = -np.inf  # region P / R of the findings scoring >= this
         self.estimated_errors = float("nan")
+        self.image_ids: list[int] = []  # the store's image ids, in update order
 
     def update(self, image_score: float, flagged: np.ndarray, pixel_score: np.ndarray,
                regions: list[np.ndarray], tmap: np.ndarray, valid: np.ndarray,
@@ -191,8 +195,8 @@ class _Accumulator:
         out.region_f1 = _prf(out.region_precision, out.region_recall)
         out.part_recall_at_p80 = self.regions.recall_at_precision(("flip", "drop"), 0.8)
         out.recall_at_p80 = self.regions.recall_at_precision(tuple(self.regions.true_total), 0.8)
-        out.recall_at_p80_ci = self.regions.recall_at_precision_interval(
-            tuple(self.regions.true_total), 0.8)
+        out.recall_at_p80_ci = bootstrap_interval(
+            self.regions.recall_at_precision_of(tuple(self.regions.true_total), 0.8), len(s))
         p, hit = self.regions.outcomes()
         if len(p):
             out.ece = expected_calibration_error(np.clip(p, 0, 1), hit)
@@ -279,6 +283,23 @@ def _our_pixel_score(findings, shape: tuple[int, int], q: np.ndarray) -> tuple[n
     return flagged, score, masks
 
 
+def margin_over(ours: _Accumulator, base: _Accumulator) -> tuple[float, tuple[float, float]]:
+    """R @ P>=0.8 of `ours` minus `base`'s on the same images, and its 95 % paired bootstrap
+    interval (each draw takes the same images for both)."""
+    kinds = tuple(ours.regions.true_total)
+    where = {im: i for i, im in enumerate(base.image_ids)}
+    order = np.asarray([where[im] for im in ours.image_ids], np.int64)
+    a = ours.regions.recall_at_precision_of(kinds, 0.8)
+    b = base.regions.recall_at_precision_of(kinds, 0.8)
+
+    def diff(counts: np.ndarray) -> float:
+        aligned = np.empty_like(counts)
+        aligned[order] = counts
+        return a(counts) - b(aligned)
+
+    return diff(np.ones(len(order), np.int64)), bootstrap_interval(diff, len(order))
+
+
 def _from_store(db_url: str, run_id: int, seen: dict[int, tuple], listed_only: bool) -> _Accumulator:
     """Our scores as the store holds them at the end of the scan (final p_error, image
     qualities), against each image's truth (`seen`: image id -> (type map, valid, q)).
@@ -308,6 +329,7 @@ def _from_store(db_url: str, run_id: int, seen: dict[int, tuple], listed_only: b
                        [f.mask(tmap.shape) for f in found[image_id]], tmap, valid,
                        [f.score for f in found[image_id]])
         acc.listed_cutoff = cutoff
+        acc.image_ids = list(seen)
     finally:
         store.close()
     return acc
@@ -335,6 +357,7 @@ def run_bench(run_dir: str | Path, teachers: tuple[str, ...] = ("csr", "dml"), *
         theirs = _Accumulator()
         chunks = _CleanlabChunks(theirs, cleanlab_chunk)
         methods: dict[str, MethodScores] = {}
+        accs: dict[str, _Accumulator] = {}
         first = None
         for scorer in scorers:
             seen: dict[int, tuple] = {}
@@ -356,11 +379,14 @@ def run_bench(run_dir: str | Path, teachers: tuple[str, ...] = ("csr", "dml"), *
             res = run_scan(opts, on_image=on_image)
             ours = _from_store(res.db_url, res.run_id, seen, listed_only=calibrated)
             ours.seconds = res.own_seconds
-            methods[scorer] = ours.scores()
+            methods[scorer], accs[scorer] = ours.scores(), ours
             first = first or (res, ours)
             log.info("bench %s / %s: scan run %d", name, scorer, res.run_id)
         chunks.close()
         methods["cleanlab"] = theirs.scores()
+        for scorer in [k for k in accs if k != "rules" and "rules" in accs]:
+            m = methods[scorer]
+            m.margin_over_rules, m.margin_over_rules_ci = margin_over(accs[scorer], accs["rules"])
         res, ours = first
         n_noisy = sum(bool(t) for t in ours.image_types)
         rows.append(TeacherBench(name, res.run_id, res.n_scored_now, n_noisy, methods,
@@ -377,7 +403,7 @@ def _f(x: float) -> str:
 
 
 def _interval(value: float, ci: tuple[float, float]) -> str:
-    return f"{_f(value)} ({_f(ci[0])}-{_f(ci[1])})"
+    return "n/a" if np.isnan(value) else f"{_f(value)} ({_f(ci[0])} to {_f(ci[1])})"
 
 
 def markdown(report: BenchReport) -> str:
@@ -391,12 +417,14 @@ def markdown(report: BenchReport) -> str:
                          f"{_f(s.region_precision)} | {_f(s.region_recall)} | "
                          f"{_f(s.recall_at_p80)} | {_f(s.part_recall_at_p80)} | {_f(s.pixel_precision)} | {_f(s.pixel_recall)} | "
                          f"{_f(s.pixel_f1)} | {_f(s.pixel_ap)} |")
-    lines += ["", "| teacher | method | image AP, 95 % interval | R @ P>=0.8, 95 % interval |",
-              "|---|---|---|---|"]  # the images resampled with replacement, 1000 draws
+    lines += ["", "| teacher | method | image AP, 95 % interval | R @ P>=0.8, 95 % interval | "
+                  "R @ P>=0.8 minus the rules', 95 % paired interval |",
+              "|---|---|---|---|---|"]  # the images resampled with replacement, 1000 draws
     for t in report.teachers:
         for m, s in t.methods.items():
             lines.append(f"| {t.teacher} | {m} | {_interval(s.image_ap, s.image_ap_ci)} | "
-                         f"{_interval(s.recall_at_p80, s.recall_at_p80_ci)} |")
+                         f"{_interval(s.recall_at_p80, s.recall_at_p80_ci)} | "
+                         f"{_interval(s.margin_over_rules, s.margin_over_rules_ci)} |")
     lines += ["", f"| teacher | method | ECE of the scores | ECE if calibrated (mean / 95 %) | "
                   f"findings in region P / R | "
                   f"expected P (list at {LIST_TARGET}) | measured P | estimated errors | "

@@ -5,6 +5,7 @@ histograms, so memory does not grow with the number of pixels.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -210,15 +211,15 @@ class RegionCounts:
         `image_weight` (one per image, e.g. a bootstrap's counts) weighs each image's findings
         and true regions; None counts each once.
         """
-        w = np.ones(self.n_images) if image_weight is None else np.asarray(image_weight, np.float64)
-        return self._recall_at_precision(self._best_first(kinds), w, min_precision)
+        w = np.ones(self.n_images) if image_weight is None else image_weight
+        return self.recall_at_precision_of(kinds, min_precision)(w)
 
-    def recall_at_precision_interval(self, kinds: tuple[str, ...], min_precision: float = 0.8,
-                                     draws: int = 1000) -> tuple[float, float]:
-        """95 % bootstrap interval of `recall_at_precision` over the images."""
+    def recall_at_precision_of(self, kinds: tuple[str, ...], min_precision: float = 0.8
+                               ) -> Callable[[np.ndarray], float]:
+        """`recall_at_precision` as a function of the per-image weights, the findings sorted
+        once (for bootstraps)."""
         ranked = self._best_first(kinds)
-        return bootstrap_interval(lambda c: self._recall_at_precision(ranked, c, min_precision),
-                                  self.n_images, draws)
+        return lambda w: self._recall_at_precision(ranked, np.asarray(w, np.float64), min_precision)
 
     @staticmethod
     def _recall_at_precision(ranked: tuple[np.ndarray, ...], w: np.ndarray,
@@ -257,7 +258,7 @@ class RegionCounts:
                 np.asarray(self.truth_image, np.int64)[want] if want.any() else np.zeros(0, np.int64))
 
 
-def bootstrap_interval(statistic, n_items: int, draws: int = 1000, level: float = 0.95,
+def bootstrap_interval(statistic: Callable[[np.ndarray], float], n_items: int, draws: int = 1000, level: float = 0.95,
                        seed: int = 0) -> tuple[float, float]:
     """Percentile interval of `statistic(counts)` over images resampled with replacement
     (`counts`: how often each of the `n_items` images is drawn); NaN draws are skipped."""
