@@ -392,11 +392,12 @@ def predict(
 
 
 def _print_summary(sm) -> None:
+    from labelaudit.scan import listed_phrase
+
     est = sm.estimate
     if est:
         typer.echo(f"\nestimated label errors in the split: {est['expected_errors']:.0f} "
-                   f"(among {est['n_candidates']} candidate regions); listed: {est['n_listed']} "
-                   f"findings at expected precision {est['expected_precision']:.2f} "
+                   f"(among {est['n_candidates']} candidate regions); listed: {listed_phrase(est)} "
                    f"(p_error >= {est['cutoff']:.3f}, target {est['precision_target']:.2f})")
     typer.echo(f"\n{sm.n_findings} findings in {sm.n_images} images. Worst labels first:")
     typer.echo(f"{'quality':>8}  {'findings':>8}  image")

@@ -19,7 +19,7 @@ import numpy as np
 from sqlalchemy import select
 
 from labelaudit.scan.layout import ScanMaps
-from labelaudit.scan.summary import ScanSummary, resolve_scan_run, summarize
+from labelaudit.scan.summary import ScanSummary, listed_phrase, resolve_scan_run, summarize
 from labelaudit.store import Image, ImageScore, Run, Store, repo
 
 log = logging.getLogger(__name__)
@@ -315,8 +315,8 @@ def make_report(store: Store, out: str | Path, *, run_id: int | None = None,
     if sm.estimate:
         e = sm.estimate
         lines += [f"Estimated label errors in the split: {e['expected_errors']:.0f} (among "
-                  f"{e['n_candidates']} candidate regions). Listed: {e['n_listed']} findings at "
-                  f"expected precision {e['expected_precision']:.2f} (p_error >= {e['cutoff']:.3f}).", ""]
+                  f"{e['n_candidates']} candidate regions). Listed: {listed_phrase(e)}, "
+                  f"p_error >= {e['cutoff']:.3f}.", ""]
     if rep.before:
         lines += ["| validation (teacher) | mean F1 | mIoU |", "|---|---|---|",
                   f"| before cleaning | {rep.before.get('mean_f1', float('nan')):.2f} | "

@@ -248,6 +248,20 @@ def test_sampling_ece_is_the_ece_of_a_perfect_scorer_by_hand():
     large, _ = sampling_ece(np.full(2500, 0.3))
     assert large < small / 5
 
+
+def test_the_lists_precision_by_chance_alone_by_hand():
+    from labelaudit.scan.calibrated import precision_spread
+    from labelaudit.scan.summary import listed_phrase
+
+    # 4 findings at 0.5: the count of errors has variance 4 * 0.25 = 1, so the precision's sd is 1/4
+    assert precision_spread(np.full(4, 0.5)) == pytest.approx(1.96 / 4)
+    assert precision_spread(np.ones(10)) == 0.0  # sure findings: no chance left
+    est = {"n_listed": 4, "expected_precision": 0.5, "precision_spread": 0.49}
+    assert listed_phrase(est) == "4 findings at expected precision 0.50 (0.01-0.99 by chance alone, 95 %)"
+    # clipped to [0, 1]; a scan stored before the spread existed says nothing about it
+    assert "(0.50-1.00 by" in listed_phrase({**est, "expected_precision": 0.9, "precision_spread": 0.4})
+    assert listed_phrase({"n_listed": 0, "expected_precision": float("nan")}).startswith("0 findings")
+
 @pytest.fixture(scope="module")
 def flipped(tmp_path_factory):
     base = tmp_path_factory.mktemp("calib")
@@ -283,6 +297,10 @@ def test_calibrated_scan_lists_the_planted_flip_with_a_high_p_error(flipped):
             np.prod([1 - f.score for f in repo.findings_for_image(s, r, worst.image_id)]), abs=0.2)
         scores = sorted(f.score for f in repo.iter_findings(s, r))
         assert np.mean(scores) >= 0.8 and r.progress["estimate"]["n_listed"] == len(scores)
+        # the list's chance range is the listed findings' own: 1.96 sqrt(sum p (1 - p)) / n
+        q = np.asarray(scores)
+        assert r.progress["estimate"]["precision_spread"] == pytest.approx(
+            1.96 * np.sqrt((q * (1 - q)).sum()) / len(q))
     store.close()
     # the second scan reuses the calibration file (not refitted); with the prior shift, the
     # split's share of errors (1 flip in 24 images) is estimated below the calibration's

@@ -101,9 +101,19 @@ class SplitEstimate:
     cutoff: float  # lowest p_error listed
     n_listed: int
     expected_precision: float  # mean p_error of the listed findings
+    # half-width of the 95 % range the list's precision takes by chance alone were p_error
+    # calibrated: 1.96 sqrt(sum p (1 - p)) / n over the listed findings (a Poisson binomial)
+    precision_spread: float = float("nan")
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+def precision_spread(p: np.ndarray) -> float:
+    """Half-width of the 95 % range of a list's measured precision from chance alone, were its
+    p_error calibrated (each finding an error with probability p, independently)."""
+    p = np.asarray(p, np.float64)
+    return float(1.96 * np.sqrt((p * (1 - p)).sum()) / p.size) if p.size else float("nan")
 
 
 def split_estimate(calibrators: list[Calibrator], hist: list[np.ndarray], shift: bool
@@ -160,6 +170,7 @@ def finalise_scores(calibrators: list[Calibrator], hist: list[np.ndarray],
         new_quality[im] = new_quality.get(im, 1.0) * (1.0 - pi)
     est = SplitEstimate([c.prior for c in calibrators], priors, n, expected, precision,
                         cutoff if np.isfinite(cutoff) else 1.0, int(keep.sum()),
-                        float(p[keep].mean()) if keep.any() else float("nan"))
+                        float(p[keep].mean()) if keep.any() else float("nan"),
+                        precision_spread(p[keep]))
     return (est, {int(i): float(v) for i, v, k in zip(ids, p, keep) if k},
             ids[~keep].tolist(), new_quality)

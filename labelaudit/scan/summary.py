@@ -154,3 +154,15 @@ def write_csvs(store: Store, run_id: int, out: str | Path) -> tuple[Path, Path]:
     _atomic_csv(out / "findings.csv", ["finding_id", "image", "given", "suggested", "kind", "score",
                                        "area", "x", "y", "w", "h", "mask", "agreement"], finding_rows())
     return out / "images.csv", out / "findings.csv"
+
+
+def listed_phrase(estimate: dict) -> str:
+    """"N findings at expected precision P (a-b by chance alone)" for a calibrated scan's
+    estimate (`scan.calibrated.SplitEstimate` as JSON; scans before stop 29 have no spread)."""
+    text = f"{estimate['n_listed']} findings at expected precision {estimate['expected_precision']:.2f}"
+    spread = estimate.get("precision_spread", float("nan"))
+    if spread == spread and estimate["n_listed"]:  # not NaN
+        lo = max(0.0, estimate["expected_precision"] - spread)
+        hi = min(1.0, estimate["expected_precision"] + spread)
+        text += f" ({lo:.2f}-{hi:.2f} by chance alone, 95 %)"
+    return text
