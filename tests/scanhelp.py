@@ -90,6 +90,20 @@ def plant_shift(root: Path, stem: str, cls: int, pixels: int = 2, split: str = "
     write_label(p, lab)
 
 
+def one_flip_scene() -> tuple[list, np.ndarray, np.ndarray]:
+    """A 12 px image's true regions (one flip, top left), a finding on it, and a stray pixel
+    finding elsewhere: for the bench's matching and ranking by hand."""
+    from labelaudit.bench.scoring import true_regions
+
+    types = np.zeros((12, 12), np.uint8)
+    types[0:3, 0:3] = 1
+    hit = np.zeros((12, 12), bool)
+    hit[0:3, 0:3] = True
+    stray = np.zeros((12, 12), bool)
+    stray[9, 9] = True
+    return true_regions(types), hit, stray
+
+
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scanhelp import make_run, oracle_predictor
+from scanhelp import make_run, one_flip_scene, oracle_predictor
 
 from labelaudit.bench import run as bench_run
 from labelaudit.bench.run import markdown
@@ -70,15 +70,7 @@ def test_bench_with_an_oracle_teacher_finds_the_planted_noise(tmp_path, monkeypa
 
 
 def test_the_margin_over_the_rules_draws_the_same_images_for_both():
-    from labelaudit.bench.scoring import true_regions
-
-    types = np.zeros((12, 12), np.uint8)
-    types[0:3, 0:3] = 1  # one flip region in every image
-    truth = true_regions(types)
-    hit = np.zeros((12, 12), bool)
-    hit[0:3, 0:3] = True
-    stray = np.zeros((12, 12), bool)
-    stray[9, 9] = True
+    truth, hit, stray = one_flip_scene()  # one flip region in every image
 
     def acc(per_image: dict[int, list], order: list[int]):
         a = bench_run._Accumulator()

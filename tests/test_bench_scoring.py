@@ -1,6 +1,7 @@
 """Detection measures against hand-computed values."""
 import numpy as np
 import pytest
+from scanhelp import one_flip_scene
 
 from labelaudit.bench.scoring import (
     MaskCounts, PixelAP, RegionCounts, auroc, average_precision, bootstrap_interval, precision_at_k,
@@ -89,13 +90,7 @@ def test_recall_at_precision_walks_findings_best_first():
 
 
 def test_recall_at_precision_weighs_images_for_a_bootstrap():
-    types = np.zeros((12, 12), np.uint8)
-    types[0:3, 0:3] = 1  # one flip region in each image
-    truth = true_regions(types)
-    found = np.zeros((12, 12), bool)
-    found[0:3, 0:3] = True
-    stray = np.zeros((12, 12), bool)
-    stray[9, 9] = True
+    truth, found, stray = one_flip_scene()  # one flip region in each image
     rc = RegionCounts(iou=0.3)
     rc.update([found], truth, scores=[0.9])  # image 0: its region found
     rc.update([stray], truth, scores=[0.95])  # image 1: a stray finding above it, region missed
