@@ -224,6 +224,8 @@ class RegionCounts:
     @staticmethod
     def _recall_at_precision(ranked: tuple[np.ndarray, ...], w: np.ndarray,
                              min_precision: float) -> float:
+        """The walk down `_best_first`'s ranking, every row and true region weighted by its
+        image's weight `w`."""
         score, first, correct, row_image, truth_image = ranked
         total = float(w[truth_image].sum())
         if total == 0:
@@ -258,8 +260,8 @@ class RegionCounts:
                 np.asarray(self.truth_image, np.int64)[want] if want.any() else np.zeros(0, np.int64))
 
 
-def bootstrap_interval(statistic: Callable[[np.ndarray], float], n_items: int, draws: int = 1000, level: float = 0.95,
-                       seed: int = 0) -> tuple[float, float]:
+def bootstrap_interval(statistic: Callable[[np.ndarray], float], n_items: int, draws: int = 1000,
+                       level: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Percentile interval of `statistic(counts)` over images resampled with replacement
     (`counts`: how often each of the `n_items` images is drawn); NaN draws are skipped."""
     if n_items == 0:

@@ -10,8 +10,8 @@ from .summary import ScanSummary, listed_phrase, resolve_scan_run, summarize, wr
 
 __all__ = [
     "KINDS", "ConfidenceStats", "ImageAudit", "Region", "ScanOptions", "ScanParams", "ScanResult",
-    "ScanSummary", "audit_image", "listed_phrase", "resolve_scan_run", "run_scan", "self_confidence", "summarize",
-    "write_csvs",
+    "ScanSummary", "audit_image", "listed_phrase", "resolve_scan_run", "run_scan", "self_confidence",
+    "summarize", "write_csvs",
 ]
 
 

@@ -111,7 +111,8 @@ def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> 
     return float((n * gap).sum() / n.sum())
 
 
-def sampling_ece(p: np.ndarray, bins: int = 10, draws: int = 500, seed: int = 0) -> tuple[float, float]:
+def sampling_ece(p: np.ndarray, bins: int = 10, draws: int = 500, seed: int = 0
+                 ) -> tuple[float, float]:
     """The ECE a perfectly calibrated scorer would show on `p` from sampling alone: outcomes
     drawn as Bernoulli(p) `draws` times; (mean, 95th percentile). A measured ECE near these is
     as small as this many candidates can show (a few hundred: about 0.04-0.05)."""
