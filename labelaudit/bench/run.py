@@ -194,9 +194,9 @@ class _Accumulator:
         out.region_precision, out.region_recall = self.regions.listed(self.listed_cutoff)
         out.region_f1 = _prf(out.region_precision, out.region_recall)
         out.part_recall_at_p80 = self.regions.recall_at_precision(("flip", "drop"), 0.8)
-        out.recall_at_p80 = self.regions.recall_at_precision(tuple(self.regions.true_total), 0.8)
-        out.recall_at_p80_ci = bootstrap_interval(
-            self.regions.recall_at_precision_of(tuple(self.regions.true_total), 0.8), len(s))
+        recall_at_p80 = self.regions.recall_at_precision_of(tuple(self.regions.true_total), 0.8)
+        out.recall_at_p80 = recall_at_p80(np.ones(self.regions.n_images))
+        out.recall_at_p80_ci = bootstrap_interval(recall_at_p80, self.regions.n_images)
         p, hit = self.regions.outcomes()
         if len(p):
             out.ece = expected_calibration_error(np.clip(p, 0, 1), hit)
@@ -384,9 +384,11 @@ def run_bench(run_dir: str | Path, teachers: tuple[str, ...] = ("csr", "dml"), *
             log.info("bench %s / %s: scan run %d", name, scorer, res.run_id)
         chunks.close()
         methods["cleanlab"] = theirs.scores()
-        for scorer in [k for k in accs if k != "rules" and "rules" in accs]:
-            m = methods[scorer]
-            m.margin_over_rules, m.margin_over_rules_ci = margin_over(accs[scorer], accs["rules"])
+        rules = accs.pop("rules", None)
+        for scorer, acc in accs.items():  # each scorer against the rules, when they ran
+            if rules is not None:
+                m = methods[scorer]
+                m.margin_over_rules, m.margin_over_rules_ci = margin_over(acc, rules)
         res, ours = first
         n_noisy = sum(bool(t) for t in ours.image_types)
         rows.append(TeacherBench(name, res.run_id, res.n_scored_now, n_noisy, methods,

@@ -257,7 +257,7 @@ class RegionCounts:
         correct = np.asarray([self.ranked[i][1] >= 0 for i in order], np.float64)
         want = np.asarray([k in kinds for k, _ in self.truths], bool)
         return (score, first, correct, np.asarray(self.ranked_image, np.int64)[order],
-                np.asarray(self.truth_image, np.int64)[want] if want.any() else np.zeros(0, np.int64))
+                np.asarray(self.truth_image, np.int64)[want])
 
 
 def bootstrap_interval(statistic: Callable[[np.ndarray], float], n_items: int, draws: int = 1000,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,7 +162,7 @@ def listed_phrase(estimate: dict) -> str:
     estimate (`scan.calibrated.SplitEstimate` as JSON; scans before stop 29 have no spread)."""
     text = f"{estimate['n_listed']} findings at expected precision {estimate['expected_precision']:.2f}"
     spread = estimate.get("precision_spread", float("nan"))
-    if spread == spread and estimate["n_listed"]:  # not NaN
+    if estimate["n_listed"] and not math.isnan(spread):
         lo = max(0.0, estimate["expected_precision"] - spread)
         hi = min(1.0, estimate["expected_precision"] + spread)
         text += f" ({lo:.2f}-{hi:.2f} by chance alone, 95 %)"
