@@ -45,12 +45,13 @@ def test_f1(run: Path, data: Path) -> float:
     return float(evaluate(ts.teachers[0].model, test, torch.device("cpu")).as_dict()["mean_f1"])
 
 
-def fixed_labels(run: Path, data: Path, out: Path, precision: float, scales: str) -> dict:
+def fixed_labels(run: Path, data: Path, out: Path, precision: float, scales: str | None) -> dict:
     """Scan the floor run (calibrated, --precision, --scales), export every listed finding."""
     db = f"sqlite:///{run / 'loop.db'}"
     if not (out / "manifest.json").exists():
+        views = ["--scales", scales] if scales else []
         labelaudit("scan", "--run", str(run), "--root", str(data), "--db", db, "--precision",
-                   str(precision), "--scales", scales, "--top", "0")
+                   str(precision), *views, "--top", "0")
         labelaudit("export", "--run", str(run), "--db", db, "--out", str(out), "--policy", "threshold:0",
                    "--overwrite")
     manifest = json.loads((out / "manifest.json").read_text())
@@ -63,7 +64,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0", help="training seeds (comma list)")
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--precision", type=float, default=0.8)
-    ap.add_argument("--scales", default="1", help="the scan's test-time scales (scan --scales)")
+    ap.add_argument("--scales", help="the scan's test-time scales (scan --scales; default: scan's)")
     ap.add_argument("--floor-run", type=Path, help="an existing noisy-label run for the first seed")
     ap.add_argument("--data", type=Path, help="an existing synthetic set (default: generate seed 1 in WORK)")
     ap.add_argument("--baselines-only", action="store_true",

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from labelaudit.data.classes import IGNORE_INDEX
 from labelaudit.files import sha256_file
-from labelaudit.predict import Views
+from labelaudit.predict import AUDIT_SCALES, Views
 from labelaudit.scan.forward import (  # noqa: F401  (ScanDataset, scan_collate: public here too)
     Predict, ScanDataset, device_named, forward, scan_collate, teacher_predictor,
 )
@@ -60,7 +60,7 @@ class ScanOptions:
     split: str = "train"
     teacher: str = "auto"
     tta: bool = False  # also average each view with its mirror image
-    scales: tuple[float, ...] = (1.0,)  # test-time input scales the probabilities average
+    scales: tuple[float, ...] | None = None  # test-time input scales (None: see `views`)
     db_url: str | None = None
     root: Path | None = None  # dataset root, when it moved since training
     labels_dir: Path | None = None  # scan a corrected label tree instead of the source's labels
@@ -82,10 +82,18 @@ class ScanOptions:
     probs: tuple[Path, ...] = ()  # probability-map folders (teachers.probs) as the teacher
     dataset: str | None = None  # dataset kind for checkpoint / probs teachers (with `root`)
 
+    def views(self) -> Views:
+        """The network teachers' test-time views: `scales` when given, else AUDIT_SCALES; a
+        scan of probability maps alone takes them as written (one plain pass)."""
+        if self.scales is not None:
+            scales = tuple(self.scales)
+        else:
+            scales = (1.0,) if self.probs and not self.checkpoints else AUDIT_SCALES
+        return Views(self.tta, scales)
+
     def teachers(self, device: torch.device | None = None) -> TeacherSet:
         return open_teachers(self.run_dir, self.teacher, checkpoints=self.checkpoints,
-                             probs=self.probs, device=device,
-                             views=Views(self.tta, tuple(self.scales)), root=self.root)
+                             probs=self.probs, device=device, views=self.views(), root=self.root)
 
     def source(self, teachers: TeacherSet):
         """The dataset to scan: the one named here, else the teachers' training run's."""
