@@ -249,7 +249,7 @@ ScalesOpt = Annotated[Optional[str], typer.Option(
     "--scales", show_default=False, help="Test-time input scales the network teacher's "
     "probabilities average over, a comma list [default: 1,1.25,1.5, three passes that see "
     "boundaries at a finer step; probability maps (--probs) are taken as written]. 1: one "
-    "plain pass, 4.8x faster.")]
+    "plain pass, about 4x faster.")]
 
 
 def _scales(text: str | None) -> tuple[float, ...] | None:
