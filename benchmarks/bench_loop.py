@@ -45,11 +45,11 @@ def test_f1(run: Path, data: Path) -> float:
     return float(evaluate(ts.teachers[0].model, test, torch.device("cpu")).as_dict()["mean_f1"])
 
 
-def fixed_labels(run: Path, data: Path, out: Path, precision: float, scales: str | None) -> dict:
-    """Scan the floor run (calibrated, --precision, --scales), export every listed finding."""
+def fixed_labels(run: Path, data: Path, out: Path, precision: float, views: list[str]) -> dict:
+    """Scan the floor run (calibrated, --precision, `views`: scan's options for them), export
+    every listed finding."""
     db = f"sqlite:///{run / 'loop.db'}"
     if not (out / "manifest.json").exists():
-        views = ["--scales", scales] if scales else []
         labelaudit("scan", "--run", str(run), "--root", str(data), "--db", db, "--precision",
                    str(precision), *views, "--top", "0")
         labelaudit("export", "--run", str(run), "--db", db, "--out", str(out), "--policy", "threshold:0",
@@ -65,6 +65,7 @@ def main() -> None:
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--precision", type=float, default=0.8)
     ap.add_argument("--scales", help="the scan's test-time scales (scan --scales; default: scan's)")
+    ap.add_argument("--tta", action="store_true", help="the scan with mirror views too (scan --tta)")
     ap.add_argument("--floor-run", type=Path, help="an existing noisy-label run for the first seed")
     ap.add_argument("--data", type=Path, help="an existing synthetic set (default: generate seed 1 in WORK)")
     ap.add_argument("--baselines-only", action="store_true",
@@ -83,7 +84,8 @@ def main() -> None:
         train(data, base / "clean", a.preset, seed, clean)
         if a.baselines_only:
             continue
-        export = fixed_labels(floor, data, base / "fixed-labels", a.precision, a.scales)
+        views = (["--scales", a.scales] if a.scales else []) + (["--tta"] if a.tta else [])
+        export = fixed_labels(floor, data, base / "fixed-labels", a.precision, views)
         noise = asdict(label_noise(data, base / "fixed-labels"))
         train(data, base / "loop", a.preset, seed, base / "fixed-labels")
         f = {k: test_f1(r, data) for k, r in (("floor", floor), ("loop", base / "loop"), ("ceiling", base / "clean"))}

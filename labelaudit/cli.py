@@ -243,8 +243,9 @@ DatasetOpt = Annotated[Optional[DatasetKind], typer.Option(
     "--dataset", help="On-disk format of the dataset (with --checkpoint or --probs).")]
 
 
-TtaOpt = Annotated[bool, typer.Option(
-    "--tta/--no-tta", help="Also average with the mirrored image (left/right classes swapped).")]
+TtaOpt = Annotated[Optional[bool], typer.Option(
+    "--tta/--no-tta", show_default=False, help="Also average each view with its mirror image "
+    "(left/right classes swapped back), at twice the forward [default: off].")]
 ScalesOpt = Annotated[Optional[str], typer.Option(
     "--scales", show_default=False, help="Test-time input scales the network teacher's "
     "probabilities average over, a comma list [default: 1,1.25,1.5, three passes that see "
@@ -277,7 +278,7 @@ def scan(
     top: Annotated[int, typer.Option(min=0, help="Print the N worst images.")] = 20,
     db: DbOpt = None,
     out: Annotated[Optional[Path], typer.Option(help="Also write images.csv, findings.csv and region masks here.")] = None,
-    tta: TtaOpt = False,
+    tta: TtaOpt = None,
     scales: ScalesOpt = None,
     teacher: Annotated[Teacher, typer.Option(help="Which network judges the labels (auto: folds if trained, else the snapshots on runs of >= 1000 training images, else the CSR teacher).")] = Teacher.auto,
     root: Annotated[Optional[Path], typer.Option(help="Dataset root, if it moved since training.")] = None,
@@ -335,7 +336,7 @@ def calibrate(
     probs: ProbsOpt = None,
     dataset: DatasetOpt = None,
     planted: Annotated[bool, typer.Option(help="Also learn from the errors planted in the teacher's own training labels (when its run has them); --no-planted: the held-out split's copies only, kept beside the default calibration.")] = True,
-    tta: TtaOpt = False,
+    tta: TtaOpt = None,
     scales: ScalesOpt = None,
 ) -> None:
     """Fit the scorer of a teacher on this dataset (scan does it on first use)."""
@@ -372,7 +373,7 @@ def predict(
     shard: Annotated[Optional[str], typer.Option(help="i/n: write every n-th image from the i-th (default under torchrun: rank/world).")] = None,
     dtype: Annotated[MapDtype, typer.Option(help="float16, or uint8 (q = 255 p: half the size, 0.4% steps).")] = MapDtype.float16,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
-    tta: TtaOpt = False,
+    tta: TtaOpt = None,
     scales: ScalesOpt = None,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N images.")] = None,
     with_val: Annotated[bool, typer.Option(help="Also write the val split (scan --probs calibrates its scorer on it).")] = True,
@@ -441,7 +442,7 @@ def bench(
     cleanlab_chunk: Annotated[int, typer.Option(help="Images per cleanlab call (it needs them all in memory).")] = 64,
     scorers: Annotated[str, typer.Option(help="Comma list of our scorers to compare: calibrated,rules,calibrated-val-only (calibrated without the planted errors).")] = "calibrated,rules",
     prior_shift: Annotated[bool, typer.Option(help="Calibrated scans move p_error to the split's share of errors estimated by EM.")] = False,
-    tta: TtaOpt = False,
+    tta: TtaOpt = None,
     scales: ScalesOpt = None,
 ) -> None:
     """Score scans against the known noise of a synthetic set, side by side with cleanlab."""

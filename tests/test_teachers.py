@@ -15,7 +15,7 @@ from scanhelp import make_dataset, make_run, plant_flip, scan_snapshot
 
 from labelaudit.data import open_source
 from labelaudit.scan import ScanOptions, run_scan
-from labelaudit.teachers import ProbsError, ProbsTeacher, checkpoint_teacher, write_map
+from labelaudit.teachers import ProbsError, ProbsTeacher, Views, checkpoint_teacher, write_map
 from labelaudit.teachers.probs import map_path
 
 
@@ -199,8 +199,8 @@ def test_predict_writes_the_network_probabilities(data, tmp_path):
     recs = src.records("train")[:3]
     assert res.n_written == 1  # shard 1 of 2 of three images: the second
     assert not map_path(tmp_path / "p", recs[0].image_path.relative_to(data)).exists()
-    ts = load_teachers(run, "csr", views=opts.views())  # the default: the audit's three scales
-    assert opts.views().scales == (1.0, 1.25, 1.5)
+    ts = load_teachers(run, "csr", views=opts.views())  # the default: the audit's views
+    assert opts.views() == Views(False, (1.0, 1.25, 1.5))
     ds = ScanDataset(src, "train", size=ts.size, augment=False)
     want = ts.teachers[0].predict(scan_collate([ds[1]]), src.classes)[0]
     with np.load(map_path(tmp_path / "p", recs[1].image_path.relative_to(data))) as z:

@@ -100,14 +100,16 @@ def test_views_on_probability_maps_are_an_error_naming_the_folder(tmp_path):
 
 
 def test_the_audit_sees_three_scales_unless_told_and_maps_as_written(tmp_path):
-    """The scan's default for a network teacher is 1, 1.25 and 1.5 times the input side (stop
-    29's rule); maps alone are taken as written; explicit scales win."""
-    assert ScanOptions(run_dir=tmp_path).views() == Views(scales=(1.0, 1.25, 1.5))
-    assert ScanOptions(run_dir=tmp_path, tta=True).views() == Views(True, (1.0, 1.25, 1.5))
+    """The scan's default for a network teacher is 1, 1.25 and 1.5 times the input side, not
+    mirrored (stops 29 and 30); maps alone are taken as written; explicit options win."""
+    three = (1.0, 1.25, 1.5)
+    assert ScanOptions(run_dir=tmp_path).views() == Views(False, three)
+    assert ScanOptions(run_dir=tmp_path, tta=True).views() == Views(True, three)
     assert ScanOptions(run_dir=tmp_path, scales=(1.0,)).views().plain
     maps = (tmp_path / "maps",)
     assert ScanOptions(run_dir=tmp_path, probs=maps).views().plain
     with_net = ScanOptions(run_dir=tmp_path, probs=maps, checkpoints=(tmp_path / "c.pth",))
-    assert with_net.views().scales == (1.0, 1.25, 1.5)  # the network's views; maps as written
-    with pytest.raises(ValueError, match=r"maps.*labelaudit predict"):
-        ScanOptions(run_dir=tmp_path, probs=maps, scales=(1.0, 1.5)).teachers()
+    assert with_net.views() == Views(False, three)  # the network's views; maps as written
+    for bad in ({"scales": (1.0, 1.5)}, {"tta": True}):
+        with pytest.raises(ValueError, match=r"maps.*labelaudit predict"):
+            ScanOptions(run_dir=tmp_path, probs=maps, **bad).teachers()

@@ -338,7 +338,7 @@ def _from_store(db_url: str, run_id: int, seen: dict[int, tuple], listed_only: b
 def run_bench(run_dir: str | Path, teachers: tuple[str, ...] = ("csr", "dml"), *,
               scorers: tuple[str, ...] = DEFAULT_SCORERS, db_url: str | None = None, split: str = "train",
               root: str | Path | None = None, batch_size: int = 8, limit: int | None = None,
-              cleanlab_chunk: int = 64, tta: bool = False, progress: bool = True,
+              cleanlab_chunk: int = 64, tta: bool | None = None, progress: bool = True,
               prior_shift: bool = False, scales: tuple[float, ...] | None = None) -> BenchReport:
     """Per teacher, one fresh scan per scorer (listing every stored finding: precision 0), and
     cleanlab on the first scan's probabilities; everything scored against the known noise."""

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from labelaudit.data.classes import IGNORE_INDEX
 from labelaudit.files import sha256_file
-from labelaudit.predict import AUDIT_SCALES, Views
+from labelaudit.predict import AUDIT_VIEWS, Views
 from labelaudit.scan.forward import (  # noqa: F401  (ScanDataset, scan_collate: public here too)
     Predict, ScanDataset, device_named, forward, scan_collate, teacher_predictor,
 )
@@ -59,7 +59,7 @@ class ScanOptions:
     run_dir: Path
     split: str = "train"
     teacher: str = "auto"
-    tta: bool = False  # also average each view with its mirror image
+    tta: bool | None = None  # also average each view with its mirror image (None: see `views`)
     scales: tuple[float, ...] | None = None  # test-time input scales (None: see `views`)
     db_url: str | None = None
     root: Path | None = None  # dataset root, when it moved since training
@@ -83,13 +83,11 @@ class ScanOptions:
     dataset: str | None = None  # dataset kind for checkpoint / probs teachers (with `root`)
 
     def views(self) -> Views:
-        """The network teachers' test-time views: `scales` when given, else AUDIT_SCALES; a
-        scan of probability maps alone takes them as written (one plain pass)."""
-        if self.scales is not None:
-            scales = tuple(self.scales)
-        else:
-            scales = (1.0,) if self.probs and not self.checkpoints else AUDIT_SCALES
-        return Views(self.tta, scales)
+        """The network teachers' test-time views: `tta` and `scales` where given, else those of
+        AUDIT_VIEWS; a scan of probability maps alone takes them as written (one plain pass)."""
+        default = Views() if self.probs and not self.checkpoints else AUDIT_VIEWS
+        return Views(default.flip if self.tta is None else self.tta,
+                     default.scales if self.scales is None else tuple(self.scales))
 
     def teachers(self, device: torch.device | None = None) -> TeacherSet:
         return open_teachers(self.run_dir, self.teacher, checkpoints=self.checkpoints,
@@ -184,7 +182,7 @@ def _thresholds(teachers: TeacherSet, source, opts: ScanOptions, predict: Predic
 
 def _scan_config(opts: ScanOptions, teachers: TeacherSet) -> dict[str, Any]:
     """The part of the options that defines "the same scan" (a resume must match it)."""
-    return {"run_dir": str(Path(opts.run_dir).resolve()), "split": opts.split, "tta": opts.tta,
+    return {"run_dir": str(Path(opts.run_dir).resolve()), "split": opts.split,
             "labels_dir": str(opts.labels_dir) if opts.labels_dir else None, "limit": opts.limit,
             "scorer": opts.scorer, "purpose": opts.purpose,
             **({"params": vars(opts.params)} if opts.scorer == "rules" else

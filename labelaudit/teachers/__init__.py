@@ -6,13 +6,13 @@
     ensemble([a, b])                                the mean of several
     Views(flip=True, scales=(1, 1.25))              a network teacher's test-time views
 """
-from labelaudit.predict import AUDIT_SCALES, Views
+from labelaudit.predict import AUDIT_VIEWS, Views
 from labelaudit.teachers.base import EnsembleTeacher, Teacher, TeacherSet, ensemble
 from labelaudit.teachers.network import NetworkTeacher, checkpoint_teacher
 from labelaudit.teachers.probs import ProbsError, ProbsTeacher, write_classes, write_map
 from labelaudit.teachers.runs import TEACHERS, load_teachers, open_teachers
 
-__all__ = ["AUDIT_SCALES", "TEACHERS", "EnsembleTeacher", "NetworkTeacher", "ProbsError", "ProbsTeacher", "Teacher",
+__all__ = ["AUDIT_VIEWS", "TEACHERS", "EnsembleTeacher", "NetworkTeacher", "ProbsError", "ProbsTeacher", "Teacher",
            "TeacherSet", "Views", "checkpoint_teacher", "ensemble", "load_teachers", "open_teachers",
            "write_classes", "write_map"]
 
