@@ -335,6 +335,15 @@ def _from_store(db_url: str, run_id: int, seen: dict[int, tuple], listed_only: b
     return acc
 
 
+def _margins_over_rules(methods: dict[str, MethodScores], accs: dict[str, _Accumulator]) -> None:
+    """Each of our scorers' R @ P>=0.8 against the rules' (paired interval), when they ran."""
+    rules = accs.get("rules")
+    for scorer, acc in accs.items():
+        if rules is not None and scorer != "rules":
+            m = methods[scorer]
+            m.margin_over_rules, m.margin_over_rules_ci = margin_over(acc, rules)
+
+
 def run_bench(run_dir: str | Path, teachers: tuple[str, ...] = ("csr", "dml"), *,
               scorers: tuple[str, ...] = DEFAULT_SCORERS, db_url: str | None = None, split: str = "train",
               root: str | Path | None = None, batch_size: int = 8, limit: int | None = None,
@@ -384,11 +393,7 @@ def run_bench(run_dir: str | Path, teachers: tuple[str, ...] = ("csr", "dml"), *
             log.info("bench %s / %s: scan run %d", name, scorer, res.run_id)
         chunks.close()
         methods["cleanlab"] = theirs.scores()
-        rules = accs.pop("rules", None)
-        for scorer, acc in accs.items():  # each scorer against the rules, when they ran
-            if rules is not None:
-                m = methods[scorer]
-                m.margin_over_rules, m.margin_over_rules_ci = margin_over(acc, rules)
+        _margins_over_rules(methods, accs)
         res, ours = first
         n_noisy = sum(bool(t) for t in ours.image_types)
         rows.append(TeacherBench(name, res.run_id, res.n_scored_now, n_noisy, methods,
