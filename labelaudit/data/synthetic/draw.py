@@ -3,6 +3,8 @@
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -113,20 +115,68 @@ def _clutter_colour(rng, face: Face) -> np.ndarray:
     return rng.uniform(0, 255, 3).astype(np.float32)
 
 
+@dataclass
+class _Canvas:
+    """An image being painted and what every layer of it shares."""
+
+    face: Face
+    k: int                          # image pixels per label pixel
+    img: np.ndarray                 # (n, n, 3) float32, painted in place
+    fu: np.ndarray                  # (n, n) face-unit x of each image pixel
+    fv: np.ndarray                  # (n, n) face-unit y
+    tex: np.ndarray | None = None   # (n, n) fine texture, drawn after the background
+    fall: np.ndarray | None = None  # (n, n, 1) the skin's shading falloff
+
+    def alpha(self, polys, thickness: float | None = None, soft: float = 0.0) -> np.ndarray:
+        return _alpha(self.img.shape[:2], polys, self.k, thickness=thickness, soft=soft)
+
+    def skin(self, tone: float = 1.0) -> np.ndarray:
+        return (self.face.colours["skin"] * tone)[None, None, :] * self.fall
+
+    def textured(self, colour: np.ndarray, amount: float) -> np.ndarray:
+        return colour[None, None, :] * (1 + amount * self.tex)[..., None]
+
+
 def render_image(face: Face, rng: np.random.Generator, k: int = 1) -> np.ndarray:
-    """(kH, kW, 3) uint8 RGB image of the face; k = image pixels per label pixel."""
+    """(kH, kW, 3) uint8 RGB image of the face; k = image pixels per label pixel.
+
+    Layers, back to front: background with clutter, hair behind the head, neck and clothes,
+    ears, skin, nose, eyes and brows, mouth, glasses, front hair, hat, earrings; then lighting,
+    blur and sensor noise. The random draws keep that order (same seed, same bytes).
+    """
     n = face.size * k
-    shape = (n, n)
-    P, D, C = face.parts, face.decor, face.colours
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
-    # face coordinates of every image pixel, for shading
-    # (python floats keep the arrays float32 under NumPy 2 promotion rules)
+    cv = _Canvas(face, k, _background(face, rng, k, xx, yy), *_face_coords(face, k, xx, yy))
+    cv.tex = _field(rng, (n, n), max(4, n // 6), 1.0)
+    cv.fall = (1 - face.params["skin_falloff"]
+               * np.clip(cv.fu ** 2 / 0.6 + (cv.fv - 0.1) ** 2 / 1.2, 0, 1.5)
+               + 0.03 * cv.tex)[..., None]
+    strands = cv2.resize(rng.normal(0, 1, (6, max(2, n // 3))).astype(np.float32), (n, n),
+                         interpolation=cv2.INTER_LINEAR)
+    hair = face.colours["hair"][None, None, :] * (1 + 0.12 * strands + 0.05 * cv.tex)[..., None]
+    _paint_body(cv, hair)
+    _paint_nose(cv)
+    _paint_eyes(cv)
+    _paint_mouth(cv)
+    _paint_front(cv, hair)
+    return _lighting(cv.img, rng, k, xx, yy)
+
+
+def _face_coords(face: Face, k: int, xx: np.ndarray, yy: np.ndarray,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Face coordinates (u, v) of every image pixel, for shading."""
+    # python floats keep the arrays float32 under NumPy 2 promotion rules
     cx0, cy0, unit = float(face.centre[0]), float(face.centre[1]), float(face.unit)
     lx, ly = (xx - (k - 1) / 2) / k - cx0, (yy - (k - 1) / 2) / k - cy0
     c, s = float(np.cos(face.angle)), float(np.sin(face.angle))
-    fu, fv = (c * lx + s * ly) / unit, (-s * lx + c * ly) / unit
+    return (c * lx + s * ly) / unit, (-s * lx + c * ly) / unit
 
-    # background: gradient + texture + clutter
+
+def _background(face: Face, rng: np.random.Generator, k: int, xx: np.ndarray,
+                yy: np.ndarray) -> np.ndarray:
+    """A colour gradient, a smooth texture and up to seven clutter shapes."""
+    n = xx.shape[0]
+    shape = (n, n)
     c0, c1 = rng.uniform(0, 255, 3).astype(np.float32), rng.uniform(0, 255, 3).astype(np.float32)
     phi = rng.uniform(0, 2 * np.pi)
     g = np.clip(((xx * float(np.cos(phi)) + yy * float(np.sin(phi))) / n + 1) / 2, 0, 1)[..., None]
@@ -144,83 +194,95 @@ def render_image(face: Face, rng: np.random.Generator, k: int = 1) -> np.ndarray
             poly = blobby(rng, cx, cy, r, wobble=0.5)
         soft = rng.uniform(0, 1.5) * k
         _over(img, _alpha(shape, [poly], k, soft=soft), _clutter_colour(rng, face))
+    return img
 
-    tex = _field(rng, shape, max(4, n // 6), 1.0)
-    skin = C["skin"]
 
-    fall = (1 - face.params["skin_falloff"] * np.clip(fu ** 2 / 0.6 + (fv - 0.1) ** 2 / 1.2, 0, 1.5)
-            + 0.03 * tex)[..., None]
-
-    def skin_field(tone: float = 1.0) -> np.ndarray:
-        return (skin * tone)[None, None, :] * fall
-
-    # hair behind the head: vertical strands
-    strands = cv2.resize(rng.normal(0, 1, (6, max(2, n // 3))).astype(np.float32), (n, n),
-                         interpolation=cv2.INTER_LINEAR)
-    hair_field = C["hair"][None, None, :] * (1 + 0.12 * strands + 0.05 * tex)[..., None]
+def _paint_body(cv: _Canvas, hair: np.ndarray) -> None:
+    """Hair behind the head, neck, clothes (maybe striped), necklace, ears, skin and blush."""
+    P, D, C, params, k = cv.face.parts, cv.face.decor, cv.face.colours, cv.face.params, cv.k
     if "hair_back" in P:
-        _over(img, _alpha(shape, P["hair_back"], k), hair_field * 0.85)
-    chin_shadow = (1 - 0.2 * np.clip(1.2 - fv, 0, 1))[..., None]
-    _over(img, _alpha(shape, P["neck"], k), skin_field(0.86) * chin_shadow)
-    cloth_col = C["cloth"][None, None, :] * (1 + 0.06 * tex)[..., None]
-    if face.params["cloth_stripes"]:
-        stripes = (np.sin(fu * face.params["stripe_freq"]) > 0)[..., None]
-        cloth_col = np.where(stripes, cloth_col, C["cloth2"][None, None, :])
-    _over(img, _alpha(shape, P["cloth"], k), cloth_col)
+        _over(cv.img, cv.alpha(P["hair_back"]), hair * 0.85)
+    chin_shadow = (1 - 0.2 * np.clip(1.2 - cv.fv, 0, 1))[..., None]
+    _over(cv.img, cv.alpha(P["neck"]), cv.skin(0.86) * chin_shadow)
+    cloth = cv.textured(C["cloth"], 0.06)
+    if params["cloth_stripes"]:
+        stripes = (np.sin(cv.fu * params["stripe_freq"]) > 0)[..., None]
+        cloth = np.where(stripes, cloth, C["cloth2"][None, None, :])
+    _over(cv.img, cv.alpha(P["cloth"]), cloth)
     if "neck_l" in P:
-        _over(img, _alpha(shape, P["neck_l"], k), C["metal"] * (1 + 0.15 * tex[..., None]))
+        _over(cv.img, cv.alpha(P["neck_l"]), C["metal"] * (1 + 0.15 * cv.tex[..., None]))
     for side in ("l_ear", "r_ear"):
         if side in P:
-            _over(img, _alpha(shape, P[side], k), skin_field(0.95))
+            _over(cv.img, cv.alpha(P[side]), cv.skin(0.95))
             sgn = -1 if side[0] == "l" else 1
-            _over(img, 0.5 * _alpha(shape, D[f"ear_inner_{sgn}"], k, soft=0.6 * k), skin * 0.7)
-    _over(img, _alpha(shape, P["skin"], k), skin_field())
-    blush = face.params["blush"]
-    if blush:
+            _over(cv.img, 0.5 * cv.alpha(D[f"ear_inner_{sgn}"], soft=0.6 * k), C["skin"] * 0.7)
+    _over(cv.img, cv.alpha(P["skin"]), cv.skin())
+    if params["blush"]:
         for sgn in (-1, 1):
-            _over(img, blush * _alpha(shape, D[f"cheek_{sgn}"], k, soft=2.0 * k), C["lip"])
-    # nose: skin tone with a left/right shading gradient, soft edges, nostrils
-    nose_col = skin_field(face.params["nose_tone"])
-    nose_a = _alpha(shape, P["nose"], k, soft=0.7 * k)
-    shade = 1 + face.params["nose_shade"] * np.tanh(4 * (fu - _mean_u(face, P["nose"][0])))
-    _over(img, nose_a, nose_col * shade[..., None])
-    _over(img, 0.35 * _alpha(shape, D["ridge"], k, soft=0.8 * k), np.minimum(skin * 1.15, 255))
-    for sgn in (-1, 1):
-        _over(img, 0.8 * _alpha(shape, D[f"nostril_{sgn}"], k, soft=0.5 * k), skin * 0.4)
-    # eyes: sclera, iris, pupil clipped to the eye opening; a dark upper lid
-    for sgn, side in ((-1, "l"), (1, "r")):
-        eye_a = _alpha(shape, P[f"{side}_eye"], k)
-        _over(img, eye_a, C["sclera"])
-        _over(img, eye_a * _alpha(shape, D[f"iris_{sgn}"], k), C["iris"])
-        _over(img, eye_a * _alpha(shape, D[f"pupil_{sgn}"], k), (15, 12, 12))
-        _over(img, eye_a * _alpha(shape, D[f"glint_{sgn}"], k), (250, 250, 250))
-        _over(img, 0.8 * _alpha(shape, D[f"lid_{sgn}"], k, thickness=max(1, 0.022 * face.unit * k)),
-              C["brow"] * 0.5)
-        brow_col = C["brow"][None, None, :] * (1 + 0.1 * tex)[..., None]
-        _over(img, 0.92 * _alpha(shape, P[f"{side}_brow"], k, soft=0.4 * k), brow_col)
-    # mouth: one lip colour for both lips, dark inner mouth, teeth, a mouth line
-    lipf = C["lip"][None, None, :] * (1 + 0.04 * tex)[..., None]
-    if "mouth" in P:
-        _over(img, _alpha(shape, P["mouth"], k), C["mouth"])
-        if "teeth" in D:
-            _over(img, _alpha(shape, P["mouth"], k) * _alpha(shape, D["teeth"], k), (235, 232, 220))
-    _over(img, _alpha(shape, P["u_lip"] + P["l_lip"], k, soft=0.4 * k), lipf)
-    _over(img, 0.6 * _alpha(shape, D["mouth_line"], k, thickness=k), C["lip"] * 0.45)
-    if "eye_g" in P:
-        lens_a = _alpha(shape, D["lens"], k) * face.params["lens_alpha"]
-        _over(img, lens_a, C["tint"] * (0.25 if face.params["sunglasses"] else 1.0))
-        frame_t = max(1.0, face.params["frame_px"] * face.unit * k)
-        _over(img, _alpha(shape, [np.vstack([p, p[:1]]) for p in D["lens"]], k, thickness=frame_t),
-              C["frame"])
-        _over(img, _alpha(shape, P["eye_g"][1::2] + P["eye_g"][-1:], k), C["frame"])
-    if "hair_front" in P:
-        _over(img, _alpha(shape, P["hair_front"], k), hair_field)
-    if "hat" in P:
-        _over(img, _alpha(shape, P["hat"], k), C["hat"] * (1 + 0.08 * tex[..., None]))
-    if "ear_r" in P:
-        _over(img, _alpha(shape, P["ear_r"], k), C["earring"])
+            _over(cv.img, params["blush"] * cv.alpha(D[f"cheek_{sgn}"], soft=2.0 * k), C["lip"])
 
-    # lighting: a smooth gradient multiplied in, a colour cast, then blur and sensor noise
+
+def _paint_nose(cv: _Canvas) -> None:
+    """Skin tone with a left/right shading gradient, soft edges, a ridge and nostrils."""
+    P, D, skin, k = cv.face.parts, cv.face.decor, cv.face.colours["skin"], cv.k
+    shade = 1 + cv.face.params["nose_shade"] * np.tanh(4 * (cv.fu - _mean_u(cv.face,
+                                                                            P["nose"][0])))
+    _over(cv.img, cv.alpha(P["nose"], soft=0.7 * k),
+          cv.skin(cv.face.params["nose_tone"]) * shade[..., None])
+    _over(cv.img, 0.35 * cv.alpha(D["ridge"], soft=0.8 * k), np.minimum(skin * 1.15, 255))
+    for sgn in (-1, 1):
+        _over(cv.img, 0.8 * cv.alpha(D[f"nostril_{sgn}"], soft=0.5 * k), skin * 0.4)
+
+
+def _paint_eyes(cv: _Canvas) -> None:
+    """Sclera, iris, pupil and glint clipped to the eye opening; a dark upper lid; brows."""
+    P, D, C, k = cv.face.parts, cv.face.decor, cv.face.colours, cv.k
+    for sgn, side in ((-1, "l"), (1, "r")):
+        eye_a = cv.alpha(P[f"{side}_eye"])
+        _over(cv.img, eye_a, C["sclera"])
+        _over(cv.img, eye_a * cv.alpha(D[f"iris_{sgn}"]), C["iris"])
+        _over(cv.img, eye_a * cv.alpha(D[f"pupil_{sgn}"]), (15, 12, 12))
+        _over(cv.img, eye_a * cv.alpha(D[f"glint_{sgn}"]), (250, 250, 250))
+        _over(cv.img, 0.8 * cv.alpha(D[f"lid_{sgn}"], thickness=max(1, 0.022 * cv.face.unit * k)),
+              C["brow"] * 0.5)
+        _over(cv.img, 0.92 * cv.alpha(P[f"{side}_brow"], soft=0.4 * k),
+              cv.textured(C["brow"], 0.1))
+
+
+def _paint_mouth(cv: _Canvas) -> None:
+    """One lip colour for both lips, a dark inner mouth, teeth, a mouth line."""
+    P, D, C, k = cv.face.parts, cv.face.decor, cv.face.colours, cv.k
+    lips = cv.textured(C["lip"], 0.04)
+    if "mouth" in P:
+        _over(cv.img, cv.alpha(P["mouth"]), C["mouth"])
+        if "teeth" in D:
+            _over(cv.img, cv.alpha(P["mouth"]) * cv.alpha(D["teeth"]), (235, 232, 220))
+    _over(cv.img, cv.alpha(P["u_lip"] + P["l_lip"], soft=0.4 * k), lips)
+    _over(cv.img, 0.6 * cv.alpha(D["mouth_line"], thickness=k), C["lip"] * 0.45)
+
+
+def _paint_front(cv: _Canvas, hair: np.ndarray) -> None:
+    """Glasses (tinted lenses, frames, arms), front hair, hat, earrings."""
+    P, D, C, params = cv.face.parts, cv.face.decor, cv.face.colours, cv.face.params
+    if "eye_g" in P:
+        lens_a = cv.alpha(D["lens"]) * params["lens_alpha"]
+        _over(cv.img, lens_a, C["tint"] * (0.25 if params["sunglasses"] else 1.0))
+        frame_t = max(1.0, params["frame_px"] * cv.face.unit * cv.k)
+        _over(cv.img, cv.alpha([np.vstack([p, p[:1]]) for p in D["lens"]], thickness=frame_t),
+              C["frame"])
+        _over(cv.img, cv.alpha(P["eye_g"][1::2] + P["eye_g"][-1:]), C["frame"])
+    if "hair_front" in P:
+        _over(cv.img, cv.alpha(P["hair_front"]), hair)
+    if "hat" in P:
+        _over(cv.img, cv.alpha(P["hat"]), C["hat"] * (1 + 0.08 * cv.tex[..., None]))
+    if "ear_r" in P:
+        _over(cv.img, cv.alpha(P["ear_r"]), C["earring"])
+
+
+def _lighting(img: np.ndarray, rng: np.random.Generator, k: int, xx: np.ndarray,
+              yy: np.ndarray) -> np.ndarray:
+    """A smooth gradient multiplied in, a colour cast, then blur and sensor noise -> uint8."""
+    n = xx.shape[0]
     psi = rng.uniform(0, 2 * np.pi)
     gain, slope = float(rng.uniform(0.75, 1.15)), float(rng.uniform(0, 0.45))
     light = gain * (1 + slope * ((xx * float(np.cos(psi)) + yy * float(np.sin(psi))) / n - 0.5))

@@ -94,18 +94,120 @@ def jitter(rng, colour, amount) -> np.ndarray:
 
 
 def sample_face(rng: np.random.Generator, size: int, rich: bool) -> Face:
-    """Draw the geometry and colours of one face in a size x size label frame."""
+    """Draw the geometry and colours of one face in a size x size label frame.
+
+    The parts are sampled in a fixed order (every random draw in the same sequence, so a seed
+    gives the same bytes), in face units, then placed into label pixels by `_assemble` and the
+    accessory functions.
+    """
+    u = rng.uniform
+    face = _placement(rng, size, rich)
+    _appearance(rng, face)
+    a, taper = 0.74 * u(0.9, 1.08), u(0.08, 0.2)
+    t = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+    outline = np.stack([a * np.cos(t) * (1 - taper * np.sin(t)), np.sin(t)], 1)
+    yaw = u(-0.2, 0.2)                        # horizontal shift of inner parts (face units)
+    foreshort = {-1: 1 - 0.9 * max(0.0, -yaw), 1: 1 - 0.9 * max(0.0, yaw)}
+    body = _neck_and_cloth(rng)
+    hair = _hair(rng, a)
+    ear_y, ears = _ears(rng, a, yaw, hair.locks)
+    eyes = _eyes_and_brows(rng, yaw, foreshort)
+    nose = _nose(rng, yaw, eyes.eye_y)
+    mouth = _mouth(rng, yaw)
+    glasses = rich and u() < 0.3
+    sunglasses = glasses and u() < 0.3
+    hat = rich and hair.style != "long" and u() < 0.15
+    necklace = rich and u() < 0.25
+    earrings = rich and bool(ears) and u() < 0.3
+
+    _assemble(rng, face, outline, yaw, body, hair, ear_y, ears, eyes, nose, mouth)
+    if glasses:
+        _glasses(rng, face, eyes, foreshort, a, yaw, sunglasses)
+    if hat:
+        _hat(rng, face, hair)
+    if necklace:
+        _necklace(rng, face, body)
+    if earrings:
+        _earrings(rng, face, ears)
+    face.params = {k: float(v) for k, v in face.params.items()}
+    face.landmarks = _landmarks(face.to_px, a, taper, eyes.eyes, eyes.brows, eyes.iris,
+                                nose.polygon, nose.x, nose.bottom, nose.top_y, mouth.u_lip,
+                                mouth.l_lip, mouth.mouth if mouth.open_ > 0 else None, mouth.xm,
+                                mouth.line)
+    return face
+
+
+@dataclass
+class _Body:
+    """Neck and clothes (face units); the neck is background for 11 classes."""
+
+    half_width: float               # the neck's half-width
+    collar_y: float                 # where the neckline meets the neck
+    neck: np.ndarray
+    cloth: np.ndarray
+
+
+@dataclass
+class _Hair:
+    """Hair polygons (face units) and what the ears and hat need to know of them."""
+
+    style: str                      # bald, short, long or bun
+    width: float                    # the hair ring's half-width (A)
+    height: float                   # its half-height (B)
+    locks: bool                     # long locks in front of the ears
+    back: list[np.ndarray]
+    front: list[np.ndarray]
+
+
+@dataclass
+class _Eyes:
+    """Eyes, brows and irises per side (-1: image-left, 1: image-right), face units."""
+
+    eye_y: float
+    sep: float
+    width: float                    # the eye's half-width before foreshortening
+    eyes: dict[int, np.ndarray]
+    brows: dict[int, np.ndarray]
+    iris: dict[int, tuple[float, float]]
+    iris_radius: float
+
+
+@dataclass
+class _Nose:
+    x: float
+    bottom: float
+    base_half_width: float
+    top_y: float
+    polygon: np.ndarray
+
+
+@dataclass
+class _Mouth:
+    x: float
+    xm: np.ndarray                  # sample abscissae along the mouth
+    line: np.ndarray                # the lips' meeting line at xm
+    open_: float                    # gap between the lips (0: closed)
+    gap: np.ndarray                 # the opening's profile along xm
+    in_up: np.ndarray               # the upper lip's inner edge
+    u_lip: np.ndarray
+    l_lip: np.ndarray
+    mouth: np.ndarray
+
+
+def _placement(rng: np.random.Generator, size: int, rich: bool) -> Face:
+    """A face of random scale, position and in-plane rotation in the label frame."""
     u = rng.uniform
     scale = u(0.6, 1.0)
     unit = scale * size * 0.4
     slack = (1.0 - scale) * size * 0.22 + size * 0.03
     centre = np.array([size / 2 + u(-slack, slack), size * (0.5 if not rich else 0.47)
                        + u(-slack, slack)])
-    face = Face(size=size, rich=rich, centre=centre, unit=unit, angle=np.deg2rad(u(-25, 25)))
-    P, D = face.parts, face.decor
-    px = face.to_px
+    return Face(size=size, rich=rich, centre=centre, unit=unit, angle=np.deg2rad(u(-25, 25)))
 
-    # --- colours
+
+def _appearance(rng: np.random.Generator, face: Face) -> None:
+    """The face's colours and shading parameters."""
+    u = rng.uniform
     skin = jitter(rng, SKIN_TONES[rng.integers(len(SKIN_TONES))], 14)
     hair = (jitter(rng, _HAIR[rng.integers(len(_HAIR))], 18) if u() > 0.08
             else rng.uniform(30, 230, 3).astype(np.float32))
@@ -130,16 +232,9 @@ def sample_face(rng: np.random.Generator, size: int, rich: bool) -> Face:
                        skin_falloff=u(0.08, 0.25), blush=u(0, 0.25) if u() < 0.5 else 0.0,
                        cloth_stripes=float(u() < 0.3), stripe_freq=u(4, 12))
 
-    # --- face outline (egg: narrower chin)
-    a = 0.74 * u(0.9, 1.08)
-    taper = u(0.08, 0.2)
-    t = np.linspace(0, 2 * np.pi, 64, endpoint=False)
-    outline = np.stack([a * np.cos(t) * (1 - taper * np.sin(t)), np.sin(t)], 1)
-    yaw = u(-0.2, 0.2)                        # horizontal shift of inner parts (face units)
-    foreshort = {-1: 1 - 0.9 * max(0.0, -yaw), 1: 1 - 0.9 * max(0.0, yaw)}
-    side_name = {-1: "l", 1: "r"}             # l_* = image-left (module docstring)
 
-    # --- neck and clothes (neck is background for 11 classes)
+def _neck_and_cloth(rng: np.random.Generator) -> _Body:
+    u = rng.uniform
     nw = u(0.34, 0.46)
     neck = np.array([[-nw, 0.3], [nw, 0.3], [nw * 1.15, 3.5], [-nw * 1.15, 3.5]])
     c0 = u(1.15, 1.5)
@@ -151,51 +246,59 @@ def sample_face(rng: np.random.Generator, size: int, rich: bool) -> Face:
         cut = list(ellipse(0, c0, nw + 0.05, vdepth, t0=0, t1=np.pi, n=14))
     cloth = np.array([[-nw - 0.05, c0], [-sh * 0.6, c0 + 0.35], [-sh, c0 + 0.9], [-sh, 4.0],
                       [sh, 4.0], [sh, c0 + 0.9], [sh * 0.6, c0 + 0.35], *cut])
+    return _Body(nw, c0, neck, cloth)
 
-    # --- hair
-    style = rng.choice(["bald", "short", "long", "bun"], p=[0.06, 0.42, 0.38, 0.14])
+
+def _hair(rng: np.random.Generator, a: float) -> _Hair:
+    """Back hair (behind the head) and front hair (above a hairline, inside the outline)."""
+    u = rng.uniform
+    style = str(rng.choice(["bald", "short", "long", "bun"], p=[0.06, 0.42, 0.38, 0.14]))
     vol, top = u(0.05, 0.2), u(0.1, 0.3)
     A, B, hcy = a + vol, 1.0 + top, -0.08
     bangs = u() < 0.35
     locks = style == "long" and u() < 0.5
     h_side = u(-0.3, 0.0)
-    back: list[np.ndarray] = []
-    front: list[np.ndarray] = []
-    if style != "bald":
-        tt = np.linspace(np.pi / 2, np.pi / 2 + 2 * np.pi, 160)
-        ring = np.stack([A * np.cos(tt), hcy + B * np.sin(tt)], 1)
-        if style == "long":
-            v_end, flare = u(1.2, 2.3), u(0.05, 0.35)
-            arc = ring[ring[:, 1] <= 0.0]   # contiguous: left -> top -> right
-            xs = np.linspace(A + flare, -A - flare, 24)
-            bottom = np.stack([xs, v_end + 0.08 * np.sin(xs * u(5, 9) + u(0, 6))], 1)
-            back.append(np.concatenate([arc, [[A + flare * 0.5, 0.6]], bottom,
-                                        [[-A - flare * 0.5, 0.6]]]))
-        else:
-            back.append(ring[ring[:, 1] <= u(-0.15, 0.2)])
-            if style == "bun":
-                back.append(ellipse(u(-0.2, 0.2), -1.0 - top - u(0.05, 0.2), u(0.22, 0.35),
+    hair = _Hair(style, A, B, locks, [], [])
+    if style == "bald":
+        return hair
+    tt = np.linspace(np.pi / 2, np.pi / 2 + 2 * np.pi, 160)
+    ring = np.stack([A * np.cos(tt), hcy + B * np.sin(tt)], 1)
+    if style == "long":
+        v_end, flare = u(1.2, 2.3), u(0.05, 0.35)
+        arc = ring[ring[:, 1] <= 0.0]   # contiguous: left -> top -> right
+        xs = np.linspace(A + flare, -A - flare, 24)
+        bottom = np.stack([xs, v_end + 0.08 * np.sin(xs * u(5, 9) + u(0, 6))], 1)
+        hair.back.append(np.concatenate([arc, [[A + flare * 0.5, 0.6]], bottom,
+                                         [[-A - flare * 0.5, 0.6]]]))
+    else:
+        hair.back.append(ring[ring[:, 1] <= u(-0.15, 0.2)])
+        if style == "bun":
+            hair.back.append(ellipse(u(-0.2, 0.2), -1.0 - top - u(0.05, 0.2), u(0.22, 0.35),
                                      u(0.2, 0.3)))
-        # front hair: above a hairline curve, inside the head outline
-        h0 = u(-0.5, -0.3) if bangs else u(-0.8, -0.55)
-        parting = u(-0.3, 0.3)
-        p_exp = u(1.5, 4.0)
-        arc = ring[ring[:, 1] <= h_side]
-        xs = np.linspace(A, -A, 40)
-        ys = h0 + (h_side - h0) * np.clip(np.abs(xs - parting * a) / (a * (1 + abs(parting))),
-                                          0, 1) ** p_exp
-        if bangs:
-            ys = ys + 0.05 * np.abs(np.sin(xs * u(14, 24)))
-        front.append(np.concatenate([arc, np.stack([xs, np.minimum(ys, h_side)], 1)]))
-        if locks:
-            for s in (-1, 1):
-                x_in = s * (a * u(0.82, 0.95))
-                x_out = s * (A + u(0.1, 0.3))
-                lv = u(1.2, 2.0)
-                front.append(np.array([[x_in, h_side], [x_out, h_side - 0.1], [x_out, lv],
-                                       [(x_in + x_out) / 2, lv + 0.1], [x_in + s * 0.05, 0.5]]))
+    h0 = u(-0.5, -0.3) if bangs else u(-0.8, -0.55)
+    parting = u(-0.3, 0.3)
+    p_exp = u(1.5, 4.0)
+    arc = ring[ring[:, 1] <= h_side]
+    xs = np.linspace(A, -A, 40)
+    ys = h0 + (h_side - h0) * np.clip(np.abs(xs - parting * a) / (a * (1 + abs(parting))),
+                                      0, 1) ** p_exp
+    if bangs:
+        ys = ys + 0.05 * np.abs(np.sin(xs * u(14, 24)))
+    hair.front.append(np.concatenate([arc, np.stack([xs, np.minimum(ys, h_side)], 1)]))
+    if locks:
+        for s in (-1, 1):
+            x_in = s * (a * u(0.82, 0.95))
+            x_out = s * (A + u(0.1, 0.3))
+            lv = u(1.2, 2.0)
+            hair.front.append(np.array([[x_in, h_side], [x_out, h_side - 0.1], [x_out, lv],
+                                        [(x_in + x_out) / 2, lv + 0.1], [x_in + s * 0.05, 0.5]]))
+    return hair
 
-    # --- ears
+
+def _ears(rng: np.random.Generator, a: float, yaw: float, locks: bool,
+          ) -> tuple[float, dict[int, np.ndarray]]:
+    """The ears' height and outline per side; none behind long locks or in one face in ten."""
+    u = rng.uniform
     ear_y = u(-0.12, 0.02)
     ears: dict[int, np.ndarray] = {}
     if not locks and u() < 0.9:
@@ -203,9 +306,12 @@ def sample_face(rng: np.random.Generator, size: int, rich: bool) -> Face:
             f = 1 - 3.0 * max(0.0, s * yaw)
             ew_, eh_ = u(0.09, 0.12) * max(f, 0.2), u(0.17, 0.22)
             ears[s] = ellipse(s * (a * 0.97 - 0.6 * yaw * s), ear_y, ew_ + 0.05, eh_,
-                               rot=s * u(0.05, 0.25))
+                              rot=s * u(0.05, 0.25))
+    return ear_y, ears
 
-    # --- eyes and brows
+
+def _eyes_and_brows(rng: np.random.Generator, yaw: float, foreshort: dict[int, float]) -> _Eyes:
+    u = rng.uniform
     eye_y, sep = u(-0.16, -0.06), u(0.27, 0.33)
     ew, eh, tilt = u(0.12, 0.16), u(0.045, 0.085), u(-0.06, 0.1)
     gaze = u(-0.3, 0.3)
@@ -226,9 +332,11 @@ def sample_face(rng: np.random.Generator, size: int, rich: bool) -> Face:
         outer = (s * tx + 1) / 2                     # 0 at the inner end, 1 at the outer end
         by = brow_y - arch * np.sin(np.pi * np.clip(0.35 + 0.65 * outer, 0, 1) ** 0.9)
         brows[s] = _band(bx, by, bth * (1 - 0.55 * outer ** 2) + 0.008)
-    ri = min(eh * 1.0, ew * 0.5)
+    return _Eyes(eye_y, sep, ew, eyes, brows, iris, min(eh * 1.0, ew * 0.5))
 
-    # --- nose
+
+def _nose(rng: np.random.Generator, yaw: float, eye_y: float) -> _Nose:
+    u = rng.uniform
     nx = yaw * 1.15
     nb = u(0.2, 0.3)
     nwb = u(0.09, 0.13)
@@ -236,10 +344,13 @@ def sample_face(rng: np.random.Generator, size: int, rich: bool) -> Face:
     vs = np.linspace(top_y, nb - 0.04, 10)
     half = 0.035 + (nwb - 0.035) * ((vs - top_y) / (nb - 0.04 - top_y)) ** 2
     bottom = ellipse(nx, nb - 0.04, nwb, 0.07, t0=0, t1=np.pi, n=15)
-    nose = np.concatenate([np.stack([nx + half, vs], 1), bottom,
-                           np.stack([nx - half, vs], 1)[::-1]])
+    polygon = np.concatenate([np.stack([nx + half, vs], 1), bottom,
+                              np.stack([nx - half, vs], 1)[::-1]])
+    return _Nose(nx, nb, nwb, top_y, polygon)
 
-    # --- mouth
+
+def _mouth(rng: np.random.Generator, yaw: float) -> _Mouth:
+    u = rng.uniform
     mx, my = yaw * 0.9, u(0.47, 0.56)
     mw = u(0.18, 0.27)
     smile = u(-0.02, 0.06)
@@ -257,90 +368,108 @@ def sample_face(rng: np.random.Generator, size: int, rich: bool) -> Face:
     u_lip = np.concatenate([np.stack([xm, up_top], 1), np.stack([xm, in_up], 1)[::-1]])
     l_lip = np.concatenate([np.stack([xm, in_lo], 1), np.stack([xm, lo_bot], 1)[::-1]])
     mouth = np.concatenate([np.stack([xm, in_up], 1), np.stack([xm, in_lo], 1)[::-1]])
+    return _Mouth(mx, xm, line, open_, g, in_up, u_lip, l_lip, mouth)
 
-    # --- accessories (19-class variant only)
-    glasses = rich and u() < 0.3
-    sunglasses = glasses and u() < 0.3
-    hat = rich and style != "long" and u() < 0.15
-    necklace = rich and u() < 0.25
-    earrings = rich and bool(ears) and u() < 0.3
 
-    # ---------------------------------------------------------------- assemble (label pixels)
-    if back:
-        P["hair_back"] = [px(p) for p in back]
-    P["neck"] = [px(neck)]
-    P["cloth"] = [px(cloth)]
+def _assemble(rng: np.random.Generator, face: Face, outline: np.ndarray, yaw: float,
+              body: _Body, hair: _Hair, ear_y: float, ears: dict[int, np.ndarray], eyes: _Eyes,
+              nose: _Nose, mouth: _Mouth) -> None:
+    """Place the labelled parts and the image-only shapes in label pixels, in painting order."""
+    P, D, px = face.parts, face.decor, face.to_px
+    side_name = {-1: "l", 1: "r"}             # l_* = image-left (module docstring)
+    if hair.back:
+        P["hair_back"] = [px(p) for p in hair.back]
+    P["neck"] = [px(body.neck)]
+    P["cloth"] = [px(body.cloth)]
     for s, e in ears.items():
         P[f"{side_name[s]}_ear"] = [px(e)]
         D[f"ear_inner_{s}"] = [px(ellipse(e[:, 0].mean() + s * 0.01, ear_y, 0.045, 0.11))]
     P["skin"] = [px(outline)]
-    P["nose"] = [px(nose)]
+    P["nose"] = [px(nose.polygon)]
+    ri, nx, nb, nwb = eyes.iris_radius, nose.x, nose.bottom, nose.base_half_width
     for s in (-1, 1):
-        P[f"{side_name[s]}_eye"] = [px(eyes[s])]
-        P[f"{side_name[s]}_brow"] = [px(brows[s])]
-        ix, iy = iris[s]
+        P[f"{side_name[s]}_eye"] = [px(eyes.eyes[s])]
+        P[f"{side_name[s]}_brow"] = [px(eyes.brows[s])]
+        ix, iy = eyes.iris[s]
         D[f"iris_{s}"] = [px(ellipse(ix, iy, ri, ri, n=24))]
         D[f"pupil_{s}"] = [px(ellipse(ix, iy, ri * 0.45, ri * 0.45, n=16))]
         D[f"glint_{s}"] = [px(ellipse(ix + ri * 0.3, iy - ri * 0.3, ri * 0.18, ri * 0.18, n=8))]
-        D[f"lid_{s}"] = [px(eyes[s][:21])]
+        D[f"lid_{s}"] = [px(eyes.eyes[s][:21])]
         D[f"nostril_{s}"] = [px(ellipse(nx + s * nwb * 0.5, nb - 0.03, nwb * 0.28, 0.022,
-                                         rot=s * 0.3, n=12))]
+                                        rot=s * 0.3, n=12))]
         D[f"cheek_{s}"] = [px(ellipse(s * 0.42 + yaw * 0.5, 0.2, 0.18, 0.12))]
-    D["ridge"] = [px(ellipse(nx + face.params["nose_shade"] * 0.2, (top_y + nb) / 2 - 0.03,
-                              0.022, (nb - top_y) / 2 - 0.05, n=16))]
-    if open_ > 0:
-        P["mouth"] = [px(mouth)]
-        if open_ > 0.04 and u() < 0.7:
-            D["teeth"] = [px(_band(xm * 0.8 + mx * 0.2, in_up + open_ * 0.22 * g, open_ * 0.2 * g))]
-    P["u_lip"] = [px(u_lip)]
-    P["l_lip"] = [px(l_lip)]
-    D["mouth_line"] = [px(np.stack([xm, line], 1))]
-    if front:
-        P["hair_front"] = [px(p) for p in front]
-    face.params.update(ear_y=ear_y, style=["bald", "short", "long", "bun"].index(style))
+    D["ridge"] = [px(ellipse(nx + face.params["nose_shade"] * 0.2, (nose.top_y + nb) / 2 - 0.03,
+                             0.022, (nb - nose.top_y) / 2 - 0.05, n=16))]
+    _mouth_parts(rng, face, mouth)
+    if hair.front:
+        P["hair_front"] = [px(p) for p in hair.front]
+    face.params.update(ear_y=ear_y, style=["bald", "short", "long", "bun"].index(hair.style))
 
-    if glasses:
-        ft = max(1.2 / unit, u(0.02, 0.035))
-        lenses, g_parts = [], []
-        for s in (-1, 1):
-            f = foreshort[s]
-            cx = s * sep * f + yaw
-            lw, lh = ew * f * u(1.35, 1.6), u(0.1, 0.14)
-            lens = ellipse(cx, eye_y + 0.01, lw, lh, n=36)
-            lenses.append(px(lens))
-            g_parts.append(px(ellipse(cx, eye_y + 0.01, lw + ft, lh + ft, n=36)))
-            arm = np.array([[cx + s * lw, eye_y - 0.02], [s * a * 0.99 + 0.3 * yaw, eye_y - 0.04]])
-            g_parts.append(px(_thick_polyline(np.linspace(arm[0], arm[1], 6), ft / 2)))
-        inner_l, inner_r = -sep * foreshort[-1] + yaw, sep * foreshort[1] + yaw
-        bx = np.linspace(inner_l + ew * 0.9, inner_r - ew * 0.9, 8)
-        by = eye_y - 0.03 - 0.03 * np.sin(np.linspace(0, np.pi, 8))
-        g_parts.append(px(_thick_polyline(np.stack([bx, by], 1), ft / 2)))
-        P["eye_g"] = g_parts
-        D["lens"] = lenses
-        face.params.update(frame_px=ft, sunglasses=float(sunglasses),
-                           lens_alpha=u(0.8, 0.92) if sunglasses else u(0.08, 0.25))
-        if sunglasses:   # eyes are not visible, so they are not annotated
-            face.params["hide_eyes"] = 1.0
-    if hat:
-        hy = -0.55 - u(0.0, 0.15)
-        dome = ellipse(0, hy, A + u(0.08, 0.2), B + 0.15, t0=np.pi, t1=2 * np.pi, n=30)
-        brim = ellipse(0, hy, A + u(0.25, 0.5), u(0.07, 0.12), n=30)
-        P["hat"] = [px(dome), px(brim)]
-    if necklace:
-        th = max(2.2 / unit, u(0.035, 0.06))
-        xs = np.linspace(-nw * 0.97, nw * 0.97, 24)
-        y0, dep = c0 - u(0.05, 0.3), u(0.1, 0.35)
-        chain = np.stack([xs, y0 + dep * (1 - (xs / nw) ** 2)], 1)
-        P["neck_l"] = [px(_thick_polyline(chain, th / 2))]
-    if earrings:
-        r = max(1.6 / unit, u(0.03, 0.06))
-        P["ear_r"] = [px(ellipse(e[:, 0].mean(), e[:, 1].max() + r * 0.6, r, r * u(1, 1.8), n=14))
-                      for e in ears.values()]
 
-    face.params = {k: float(v) for k, v in face.params.items()}
-    face.landmarks = _landmarks(px, a, taper, eyes, brows, iris, nose, nx, nb, top_y,
-                                u_lip, l_lip, mouth if open_ > 0 else None, xm, line)
-    return face
+def _mouth_parts(rng: np.random.Generator, face: Face, m: _Mouth) -> None:
+    """The open mouth (and often teeth), both lips and the lips' meeting line."""
+    P, D, px = face.parts, face.decor, face.to_px
+    if m.open_ > 0:
+        P["mouth"] = [px(m.mouth)]
+        if m.open_ > 0.04 and rng.uniform() < 0.7:
+            D["teeth"] = [px(_band(m.xm * 0.8 + m.x * 0.2, m.in_up + m.open_ * 0.22 * m.gap,
+                                   m.open_ * 0.2 * m.gap))]
+    P["u_lip"] = [px(m.u_lip)]
+    P["l_lip"] = [px(m.l_lip)]
+    D["mouth_line"] = [px(np.stack([m.xm, m.line], 1))]
+
+
+def _glasses(rng: np.random.Generator, face: Face, eyes: _Eyes, foreshort: dict[int, float],
+             a: float, yaw: float, sunglasses: bool) -> None:
+    """Frames (labelled `eye_g`) around two lenses (image-only), arms and a bridge."""
+    u, px = rng.uniform, face.to_px
+    ft = max(1.2 / face.unit, u(0.02, 0.035))
+    eye_y, sep, ew = eyes.eye_y, eyes.sep, eyes.width
+    lenses, g_parts = [], []
+    for s in (-1, 1):
+        f = foreshort[s]
+        cx = s * sep * f + yaw
+        lw, lh = ew * f * u(1.35, 1.6), u(0.1, 0.14)
+        lens = ellipse(cx, eye_y + 0.01, lw, lh, n=36)
+        lenses.append(px(lens))
+        g_parts.append(px(ellipse(cx, eye_y + 0.01, lw + ft, lh + ft, n=36)))
+        arm = np.array([[cx + s * lw, eye_y - 0.02], [s * a * 0.99 + 0.3 * yaw, eye_y - 0.04]])
+        g_parts.append(px(_thick_polyline(np.linspace(arm[0], arm[1], 6), ft / 2)))
+    inner_l, inner_r = -sep * foreshort[-1] + yaw, sep * foreshort[1] + yaw
+    bx = np.linspace(inner_l + ew * 0.9, inner_r - ew * 0.9, 8)
+    by = eye_y - 0.03 - 0.03 * np.sin(np.linspace(0, np.pi, 8))
+    g_parts.append(px(_thick_polyline(np.stack([bx, by], 1), ft / 2)))
+    face.parts["eye_g"] = g_parts
+    face.decor["lens"] = lenses
+    face.params.update(frame_px=ft, sunglasses=float(sunglasses),
+                       lens_alpha=u(0.8, 0.92) if sunglasses else u(0.08, 0.25))
+    if sunglasses:   # eyes are not visible, so they are not annotated
+        face.params["hide_eyes"] = 1.0
+
+
+def _hat(rng: np.random.Generator, face: Face, hair: _Hair) -> None:
+    u, px = rng.uniform, face.to_px
+    hy = -0.55 - u(0.0, 0.15)
+    dome = ellipse(0, hy, hair.width + u(0.08, 0.2), hair.height + 0.15, t0=np.pi,
+                   t1=2 * np.pi, n=30)
+    brim = ellipse(0, hy, hair.width + u(0.25, 0.5), u(0.07, 0.12), n=30)
+    face.parts["hat"] = [px(dome), px(brim)]
+
+
+def _necklace(rng: np.random.Generator, face: Face, body: _Body) -> None:
+    u, nw = rng.uniform, body.half_width
+    th = max(2.2 / face.unit, u(0.035, 0.06))
+    xs = np.linspace(-nw * 0.97, nw * 0.97, 24)
+    y0, dep = body.collar_y - u(0.05, 0.3), u(0.1, 0.35)
+    chain = np.stack([xs, y0 + dep * (1 - (xs / nw) ** 2)], 1)
+    face.parts["neck_l"] = [face.to_px(_thick_polyline(chain, th / 2))]
+
+
+def _earrings(rng: np.random.Generator, face: Face, ears: dict[int, np.ndarray]) -> None:
+    u = rng.uniform
+    r = max(1.6 / face.unit, u(0.03, 0.06))
+    face.parts["ear_r"] = [face.to_px(ellipse(e[:, 0].mean(), e[:, 1].max() + r * 0.6, r,
+                                              r * u(1, 1.8), n=14)) for e in ears.values()]
 
 
 def _landmarks(px, a, taper, eyes, brows, iris, nose, nx, nb, top_y, u_lip, l_lip, mouth,
