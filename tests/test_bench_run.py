@@ -89,3 +89,40 @@ def test_the_margin_over_the_rules_draws_the_same_images_for_both():
     # the same rules in another image order give the same draws: the images are matched by id
     assert bench_run.margin_over(ours, acc(rules_map, [3, 1, 0, 2])) == (value, ci)
     assert ci[0] <= value <= ci[1]
+
+
+def test_the_rarer_reading_counts_each_clean_image_several_times():
+    """One noisy image (its error found at p 0.95) and three clean ones, one of which holds a
+    false finding at p 0.85 and outranks the noisy image: at a 10 % noisy share each clean
+    image counts 3 times (1 / (1 + 3 * 3) = 0.1), so the false finding weighs 3 and the list's
+    measured precision falls from 1/2 to 1/4, image AP from 1/2 to 1/4."""
+    truth, hit, stray = one_flip_scene()
+    acc = bench_run._Accumulator()
+    shape = hit.shape
+    tmap = np.zeros(shape, np.uint8)
+    tmap[truth[0][0]] = bench_run.TYPE_CODE["flip"]
+    clean = np.zeros(shape, np.uint8)
+    valid = np.ones(shape, bool)
+    none = np.zeros(shape, bool)
+    acc.update(0.5, hit, hit.astype(float), [hit], tmap, valid, [0.95])
+    acc.update(0.9, stray, stray.astype(float), [stray], clean, valid, [0.85])
+    for _ in range(2):
+        acc.update(0.1, none, none.astype(float), [], clean, valid, [])
+    acc.listed_cutoff = 0.0  # a calibrated list
+    assert bench_run.clean_weight(np.array([True, False, False, False]), 0.1) == 3
+    r = acc.rarer(0.1)
+    assert r["clean_weight"] == 3 and r["noisy_share"] == pytest.approx(0.1)
+    assert r["image_ap"] == pytest.approx(0.25)
+    # both findings listed: expected (0.95 + 3 * 0.85) / 4, measured 1 / 4
+    assert r["listed_expected_precision"] == pytest.approx(0.875)
+    assert r["listed_precision"] == pytest.approx(0.25)
+    # bins 0.9-1 (the hit: |0.95 - 1|, once) and 0.8-0.9 (the false finding: |0.85 - 0|, 3x)
+    assert r["ece"] == pytest.approx((0.05 + 3 * 0.85) / 4)
+    # the sure hit is found before the false finding at either share
+    assert r["recall_at_p80"] == pytest.approx(1.0)
+    plain = acc.scores()
+    assert plain.image_ap == pytest.approx(0.5) and plain.region_precision == pytest.approx(0.5)
+    assert plain.rarer == r
+    # a rules-like scorer (no list) gets no ECE or list in its rarer reading
+    acc.listed_cutoff = -np.inf
+    assert set(acc.rarer(0.1)) == {"noisy_share", "clean_weight", "image_ap", "recall_at_p80"}
