@@ -1,6 +1,8 @@
 """The training config is checked by type and range before any work, naming the setting."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from labelaudit.train import load_config
@@ -34,7 +36,9 @@ def test_bad_settings_are_named(tmp_path, text, named):
 def test_good_settings_pass_and_ints_become_floats(tmp_path):
     cfg = load_config("cpu-tiny", _toml(tmp_path, '[schedule]\nlr = 1\n[data]\nflip = false\n'))
     assert cfg.schedule.lr == 1.0 and isinstance(cfg.schedule.lr, float) and cfg.data.flip is False
-    assert load_config("cpu").data.size == 128  # every preset passes its own checks
+    assert load_config("cpu").data.size == 192  # every preset passes its own checks
+    older = Path(__file__).parents[1] / "benchmarks" / "size128.toml"
+    assert load_config("cpu", older).data.size == 128  # the input before stop 31
     for name in ("paper", "demo", "cpu-tiny"):
         load_config(name)
 
