@@ -1,7 +1,10 @@
 #!/usr/bin/env python
 """The loop's payoff: how much of the F1 lost to label noise does scan -> export -> retrain win back?
 
-    python benchmarks/bench_loop.py --work /tmp/bench --seeds 0,1      # cpu preset, ~45 min a seed
+    python benchmarks/bench_loop.py --work /tmp/bench --seeds 0,1      # cpu preset, ~2.5 h a seed
+
+The README's loop numbers were measured with the `cpu` preset at 128 px (before stop 31):
+`--config benchmarks/size128.toml` trains that one again (~45 min a seed here).
 
 Per training seed, three trainings on the same synthetic set (`labelaudit synth --seed 1`,
 15 % of the training images noisy, or `--data`), each scored on the CLEAN test labels (the generator puts
@@ -26,9 +29,11 @@ from common import labelaudit, trained
 
 from labelaudit.bench.labels import clean_label_tree, label_noise
 
-def train(data: Path, run: Path, preset: str, seed: int, labels: Path | None = None) -> None:
+def train(data: Path, run: Path, preset: str, seed: int, labels: Path | None = None,
+          config: Path | None = None) -> None:
     trained(run, "--root", str(data), "--preset", preset, "--seed", str(seed),
-            *(["--labels", str(labels)] if labels else []))
+            *(["--labels", str(labels)] if labels else []),
+            *(["--config", str(config)] if config else []))
 
 
 def test_f1(run: Path, data: Path) -> float:
@@ -63,6 +68,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("bench-work"))
     ap.add_argument("--seeds", default="0", help="training seeds (comma list)")
     ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--config", type=Path, help="a TOML file over the preset (train --config)")
     ap.add_argument("--precision", type=float, default=0.8)
     ap.add_argument("--scales", help="the scan's test-time scales (scan --scales; default: scan's)")
     ap.add_argument("--tta", action="store_true", help="the scan with mirror views too (scan --tta)")
@@ -80,14 +86,14 @@ def main() -> None:
     for i, seed in enumerate(int(s) for s in a.seeds.split(",")):
         base = work / "loop" / f"seed-{seed}"
         floor = a.floor_run.resolve() if (i == 0 and a.floor_run) else base / "noisy"
-        train(data, floor, a.preset, seed)
-        train(data, base / "clean", a.preset, seed, clean)
+        train(data, floor, a.preset, seed, config=a.config)
+        train(data, base / "clean", a.preset, seed, clean, a.config)
         if a.baselines_only:
             continue
         views = (["--scales", a.scales] if a.scales else []) + (["--tta"] if a.tta else [])
         export = fixed_labels(floor, data, base / "fixed-labels", a.precision, views)
         noise = asdict(label_noise(data, base / "fixed-labels"))
-        train(data, base / "loop", a.preset, seed, base / "fixed-labels")
+        train(data, base / "loop", a.preset, seed, base / "fixed-labels", a.config)
         f = {k: test_f1(r, data) for k, r in (("floor", floor), ("loop", base / "loop"), ("ceiling", base / "clean"))}
         lost = f["ceiling"] - f["floor"]
         rows.append({"seed": seed, **f, "won_back": (f["loop"] - f["floor"]) / lost if lost > 0 else float("nan"),
