@@ -5,7 +5,7 @@ way, the same probabilities feed cleanlab's segmentation API in chunks (it needs
 memory): `rank.get_label_quality_scores(method="softmin")` for images and pixels and
 `filter.find_label_issues(n_jobs=1)` for a flagged-pixel mask. Everything is compared with the
 truth the synthetic generator kept (`labels_clean/`, `noise_types/`), at image, region and pixel
-level, overall and per noise type.
+level, overall and per noise type, and once more as if errors were rarer (`RARER_SHARE`).
 """
 from __future__ import annotations
 
@@ -469,7 +469,8 @@ def _rarer_table(report: BenchReport) -> list[str]:
 
 
 def markdown(report: BenchReport) -> str:
-    """The report as markdown tables: overall, the calibrated list, per noise type and size."""
+    """The report as markdown tables: overall, the calibrated list, per noise type and size,
+    as if errors were rarer, and the timings."""
     lines = ["| teacher | method | image AP | AUROC | region P | region R | "
              "R @ P>=0.8 | flip+drop R @ P>=0.8 | pixel P | pixel R | pixel F1 | pixel AP |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
