@@ -191,9 +191,14 @@ class _Accumulator:
             keep = valid & ((tmap == c) | ~truth)  # this type's pixels against the clean ones
             ap.update(pixel_score, tmap == c, keep)
 
+    @property
+    def noisy(self) -> np.ndarray:
+        """(n_images,) bool: which images hold a true error, in update order."""
+        return np.asarray([bool(t) for t in self.image_types], bool)
+
     def scores(self) -> MethodScores:
         s = np.asarray(self.image_scores)
-        noisy = np.asarray([bool(t) for t in self.image_types])
+        noisy = self.noisy
         k = int(noisy.sum())
         out = MethodScores(seconds=self.seconds, estimated_errors=self.estimated_errors,
                            true_regions=len(self.regions.truths))
@@ -243,15 +248,15 @@ class _Accumulator:
         precision, every clean image counted `clean_weight` times: the same teacher and scores
         on a split where errors are rarer. The list is cut again as a scan of that split would
         cut it. Empty when the split has no clean or no noisy image."""
-        noisy = np.asarray([bool(t) for t in self.image_types])
+        noisy = self.noisy
         if not noisy.any() or noisy.all():
             return {}
         k = clean_weight(noisy, share)
         w = np.where(noisy, 1, k)
         out = {"noisy_share": float(noisy.sum() / w.sum()), "clean_weight": float(k),
                "image_ap": _weighted_ap(np.asarray(self.image_scores), noisy, w),
-               "recall_at_p80": self.regions.recall_at_precision_of(
-                   tuple(self.regions.true_total), 0.8)(w)}
+               "recall_at_p80": self.regions.recall_at_precision(
+                   tuple(self.regions.true_total), 0.8, image_weight=w)}
         p, hit = self.regions.outcomes()
         if np.isfinite(self.listed_cutoff) and len(p):
             row_w = w[np.asarray(self.regions.ranked_image, np.int64)]
@@ -376,8 +381,10 @@ def _from_store(db_url: str, run_id: int, seen: dict[int, tuple], listed_only: b
 def _margins_over_rules(methods: dict[str, MethodScores], accs: dict[str, _Accumulator]) -> None:
     """Each of our scorers' R @ P>=0.8 against the rules' (paired interval), when they ran."""
     rules = accs.get("rules")
+    if rules is None:
+        return
     for scorer, acc in accs.items():
-        if rules is not None and scorer != "rules":
+        if scorer != "rules":
             m = methods[scorer]
             m.margin_over_rules, m.margin_over_rules_ci = margin_over(acc, rules)
 
@@ -433,9 +440,8 @@ def run_bench(run_dir: str | Path, teachers: tuple[str, ...] = ("csr", "dml"), *
         methods["cleanlab"] = theirs.scores()
         _margins_over_rules(methods, accs)
         res, ours = first
-        n_noisy = sum(bool(t) for t in ours.image_types)
-        rows.append(TeacherBench(name, res.run_id, res.n_scored_now, n_noisy, methods,
-                                 res.images_per_s, res.forward_seconds, res.overhead,
+        rows.append(TeacherBench(name, res.run_id, res.n_scored_now, int(ours.noisy.sum()),
+                                 methods, res.images_per_s, res.forward_seconds, res.overhead,
                                  res.calibration_seconds))
     data_root = str(truth.types_dir.parent) if truth.types_dir else str(root or "")
     return BenchReport(data_root, str(run_dir), split, rows)

@@ -124,8 +124,8 @@ class _Canvas:
     img: np.ndarray                 # (n, n, 3) float32, painted in place
     fu: np.ndarray                  # (n, n) face-unit x of each image pixel
     fv: np.ndarray                  # (n, n) face-unit y
-    tex: np.ndarray | None = None   # (n, n) fine texture, drawn after the background
-    fall: np.ndarray | None = None  # (n, n, 1) the skin's shading falloff
+    tex: np.ndarray                 # (n, n) fine texture, drawn after the background
+    fall: np.ndarray                # (n, n, 1) the skin's shading falloff
 
     def alpha(self, polys, thickness: float | None = None, soft: float = 0.0) -> np.ndarray:
         return _alpha(self.img.shape[:2], polys, self.k, thickness=thickness, soft=soft)
@@ -146,11 +146,12 @@ def render_image(face: Face, rng: np.random.Generator, k: int = 1) -> np.ndarray
     """
     n = face.size * k
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
-    cv = _Canvas(face, k, _background(face, rng, k, xx, yy), *_face_coords(face, k, xx, yy))
-    cv.tex = _field(rng, (n, n), max(4, n // 6), 1.0)
-    cv.fall = (1 - face.params["skin_falloff"]
-               * np.clip(cv.fu ** 2 / 0.6 + (cv.fv - 0.1) ** 2 / 1.2, 0, 1.5)
-               + 0.03 * cv.tex)[..., None]
+    img = _background(face, rng, k, xx, yy)
+    fu, fv = _face_coords(face, k, xx, yy)
+    tex = _field(rng, (n, n), max(4, n // 6), 1.0)
+    fall = (1 - face.params["skin_falloff"] * np.clip(fu ** 2 / 0.6 + (fv - 0.1) ** 2 / 1.2, 0, 1.5)
+            + 0.03 * tex)[..., None]
+    cv = _Canvas(face, k, img, fu, fv, tex, fall)
     strands = cv2.resize(rng.normal(0, 1, (6, max(2, n // 3))).astype(np.float32), (n, n),
                          interpolation=cv2.INTER_LINEAR)
     hair = face.colours["hair"][None, None, :] * (1 + 0.12 * strands + 0.05 * cv.tex)[..., None]
@@ -225,8 +226,8 @@ def _paint_body(cv: _Canvas, hair: np.ndarray) -> None:
 def _paint_nose(cv: _Canvas) -> None:
     """Skin tone with a left/right shading gradient, soft edges, a ridge and nostrils."""
     P, D, skin, k = cv.face.parts, cv.face.decor, cv.face.colours["skin"], cv.k
-    shade = 1 + cv.face.params["nose_shade"] * np.tanh(4 * (cv.fu - _mean_u(cv.face,
-                                                                            P["nose"][0])))
+    centre = _mean_u(cv.face, P["nose"][0])
+    shade = 1 + cv.face.params["nose_shade"] * np.tanh(4 * (cv.fu - centre))
     _over(cv.img, cv.alpha(P["nose"], soft=0.7 * k),
           cv.skin(cv.face.params["nose_tone"]) * shade[..., None])
     _over(cv.img, 0.35 * cv.alpha(D["ridge"], soft=0.8 * k), np.minimum(skin * 1.15, 255))

@@ -130,10 +130,7 @@ def sample_face(rng: np.random.Generator, size: int, rich: bool) -> Face:
     if earrings:
         _earrings(rng, face, ears)
     face.params = {k: float(v) for k, v in face.params.items()}
-    face.landmarks = _landmarks(face.to_px, a, taper, eyes.eyes, eyes.brows, eyes.iris,
-                                nose.polygon, nose.x, nose.bottom, nose.top_y, mouth.u_lip,
-                                mouth.l_lip, mouth.mouth if mouth.open_ > 0 else None, mouth.xm,
-                                mouth.line)
+    face.landmarks = _landmarks(face.to_px, a, taper, eyes, nose, mouth)
     return face
 
 
@@ -472,8 +469,7 @@ def _earrings(rng: np.random.Generator, face: Face, ears: dict[int, np.ndarray])
                                               r * u(1, 1.8), n=14)) for e in ears.values()]
 
 
-def _landmarks(px, a, taper, eyes, brows, iris, nose, nx, nb, top_y, u_lip, l_lip, mouth,
-               xm, line) -> np.ndarray:
+def _landmarks(px, a: float, taper: float, e: _Eyes, n: _Nose, m: _Mouth) -> np.ndarray:
     """(106, 2) plausible points, grouped roughly like LaPa's 106-point scheme (unused here).
 
     0-32 contour, 33-42 brow tops, 43-51 nose, 52-63 eye contours, 64-71 brow bottoms,
@@ -482,17 +478,18 @@ def _landmarks(px, a, taper, eyes, brows, iris, nose, nx, nb, top_y, u_lip, l_li
     t = np.linspace(np.pi + 0.25, -0.25, 33)
     contour = np.stack([a * np.cos(t) * (1 - taper * np.sin(t)), np.sin(t)], 1)
     pts = [contour]
-    pts += [brows[s][:21][::5] for s in (-1, 1)]                          # 5 + 5
-    pts.append(np.stack([np.full(4, nx), np.linspace(top_y, nb - 0.1, 4)], 1))
-    pts.append(nose[10:25][::3])                                           # 5
-    pts += [eyes[s][[0, 5, 10, 15, 24, 32]] for s in (-1, 1)]             # 6 + 6
-    pts += [brows[s][21:][[2, 7, 12, 17]] for s in (-1, 1)]               # 4 + 4
-    pts += [np.concatenate([[eyes[s].mean(0)], eyes[s][[2, 8, 12, 18, 28]]]) for s in (-1, 1)]
-    outer = np.concatenate([u_lip[:25][::4][:6], l_lip[25:][::4][:6]])     # 12
-    inner_src = mouth if mouth is not None else np.stack([xm, line], 1)
+    pts += [e.brows[s][:21][::5] for s in (-1, 1)]                        # 5 + 5
+    pts.append(np.stack([np.full(4, n.x), np.linspace(n.top_y, n.bottom - 0.1, 4)], 1))
+    pts.append(n.polygon[10:25][::3])                                      # 5
+    pts += [e.eyes[s][[0, 5, 10, 15, 24, 32]] for s in (-1, 1)]           # 6 + 6
+    pts += [e.brows[s][21:][[2, 7, 12, 17]] for s in (-1, 1)]             # 4 + 4
+    pts += [np.concatenate([[e.eyes[s].mean(0)], e.eyes[s][[2, 8, 12, 18, 28]]])
+            for s in (-1, 1)]
+    outer = np.concatenate([m.u_lip[:25][::4][:6], m.l_lip[25:][::4][:6]])  # 12
+    inner_src = m.mouth if m.open_ > 0 else np.stack([m.xm, m.line], 1)
     inner = inner_src[np.linspace(0, len(inner_src) - 1, 8).astype(int)]    # 8
     pts += [outer, inner]
-    pts.append(np.array([iris[-1], iris[1]]))
+    pts.append(np.array([e.iris[-1], e.iris[1]]))
     out = np.concatenate(pts)
     assert out.shape == (106, 2), out.shape
     return px(out)
