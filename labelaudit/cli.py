@@ -288,7 +288,7 @@ def scan(
     precision: Annotated[float, typer.Option(min=0.0, max=1.0, help="List the findings whose expected precision (mean p_error) is at least this.")] = 0.8,
     scorer: Annotated[Scorer, typer.Option(help="calibrated: p_error from a model fitted on this dataset (labelaudit calibrate); rules: the hand-set rules.")] = Scorer.calibrated,
     recalibrate: Annotated[bool, typer.Option(help="Fit the calibration again even if the run folder has one.")] = False,
-    prior_shift: Annotated[bool, typer.Option(help="Move p_error to this split's share of errors estimated by EM (measured unreliable on training splits: README); off: the calibration's share.")] = False,
+    prior_shift: Annotated[bool, typer.Option("--prior-shift/--no-prior-shift", help="Move p_error to this split's share of errors, estimated as its candidates' mean probability; off: the calibration's share (README, Limits).")] = True,
     checkpoint: CheckpointOpt = None,
     probs: ProbsOpt = None,
     dataset: DatasetOpt = None,
@@ -397,13 +397,15 @@ def predict(
 
 
 def _print_summary(sm) -> None:
-    from labelaudit.scan import listed_phrase
+    from labelaudit.scan import listed_phrase, shift_phrase
 
     est = sm.estimate
     if est:
         typer.echo(f"\nestimated label errors in the split: {est['expected_errors']:.0f} "
                    f"(among {est['n_candidates']} candidate regions); listed: {listed_phrase(est)} "
                    f"(p_error >= {est['cutoff']:.3f}, target {est['precision_target']:.2f})")
+        if shift_phrase(est):
+            typer.echo(shift_phrase(est))
     typer.echo(f"\n{sm.n_findings} findings in {sm.n_images} images. Worst labels first:")
     typer.echo(f"{'quality':>8}  {'findings':>8}  image")
     for w in sm.worst:
@@ -441,7 +443,7 @@ def bench(
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
     cleanlab_chunk: Annotated[int, typer.Option(help="Images per cleanlab call (it needs them all in memory).")] = 64,
     scorers: Annotated[str, typer.Option(help="Comma list of our scorers to compare: calibrated,rules,calibrated-val-only (calibrated without the planted errors).")] = "calibrated,rules",
-    prior_shift: Annotated[bool, typer.Option(help="Calibrated scans move p_error to the split's share of errors estimated by EM.")] = False,
+    prior_shift: Annotated[bool, typer.Option("--prior-shift/--no-prior-shift", help="Calibrated scans move p_error to the split's estimated share of errors (as scan).")] = True,
     tta: TtaOpt = None,
     scales: ScalesOpt = None,
 ) -> None:

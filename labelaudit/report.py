@@ -19,7 +19,7 @@ import numpy as np
 from sqlalchemy import select
 
 from labelaudit.scan.layout import ScanMaps
-from labelaudit.scan.summary import ScanSummary, listed_phrase, resolve_scan_run, summarize
+from labelaudit.scan.summary import ScanSummary, listed_phrase, resolve_scan_run, shift_phrase, summarize
 from labelaudit.store import Image, ImageScore, Run, Store, repo
 
 log = logging.getLogger(__name__)
@@ -316,7 +316,7 @@ def make_report(store: Store, out: str | Path, *, run_id: int | None = None,
         e = sm.estimate
         lines += [f"Estimated label errors in the split: {e['expected_errors']:.0f} (among "
                   f"{e['n_candidates']} candidate regions). Listed: {listed_phrase(e)}, "
-                  f"p_error >= {e['cutoff']:.3f}.", ""]
+                  f"p_error >= {e['cutoff']:.3f}." + (f" {shift_phrase(e).capitalize()}." if shift_phrase(e) else ""), ""]
     if rep.before:
         lines += ["| validation (teacher) | mean F1 | mIoU |", "|---|---|---|",
                   f"| before cleaning | {rep.before.get('mean_f1', float('nan')):.2f} | "

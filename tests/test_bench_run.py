@@ -126,3 +126,28 @@ def test_the_rarer_reading_counts_each_clean_image_several_times():
     # a rules-like scorer (no list) gets no ECE or list in its rarer reading
     acc.listed_cutoff = -np.inf
     assert set(acc.rarer(0.1)) == {"noisy_share", "clean_weight", "image_ap", "recall_at_p80"}
+
+
+def test_the_rarer_reading_moves_shifted_scores_to_the_rarer_splits_share():
+    """A scan that moved p_error from the calibration's share 0.5 to its split's (the mean raw
+    probability of its candidates, raw 0.9 and 0.3: 0.6, odds x 1.5) stored 0.931 and 0.391.
+    Counted as if 10 % noisy (the false finding 3x), the raw mean is (0.9 + 3 * 0.3) / 4 = 0.45,
+    odds x 0.818: 0.880 and 0.260, and the list at 0.8 is the hit alone at 0.880 (0.931 if the
+    scores were left where the split had them)."""
+    truth, hit, stray = one_flip_scene()
+    acc = bench_run._Accumulator()
+    tmap = np.zeros(hit.shape, np.uint8)
+    tmap[truth[0][0]] = bench_run.TYPE_CODE["flip"]
+    clean, valid, none = np.zeros(hit.shape, np.uint8), np.ones(hit.shape, bool), np.zeros(hit.shape, bool)
+    acc.update(0.5, hit, hit.astype(float), [hit], tmap, valid, [13.5 / 14.5])
+    acc.update(0.4, stray, stray.astype(float), [stray], clean, valid, [(9 / 14) / (1 + 9 / 14)])
+    for _ in range(2):
+        acc.update(0.1, none, none.astype(float), [], clean, valid, [])
+    acc.listed_cutoff, acc.shift = 0.0, (0.5, 0.6)
+    moved_hit, moved_false = 9 * 0.45 / 0.55 / (1 + 9 * 0.45 / 0.55), (3 / 7) * 0.45 / 0.55 / (1 + (3 / 7) * 0.45 / 0.55)
+    r = acc.rarer(0.1)
+    # logit bins 0.1 wide: the split's mean is read from bin centres
+    assert r["listed_expected_precision"] == pytest.approx(moved_hit, abs=0.01) and r["listed_precision"] == 1.0
+    assert r["ece"] == pytest.approx((1 - moved_hit + 3 * moved_false) / 4, abs=0.01)
+    assert bench_run._single_shift({"prior_calibration": [0.5], "prior_split": [0.6]}) == (0.5, 0.6)
+    assert bench_run._single_shift({"prior_calibration": [0.5], "prior_split": [0.5]}) is None

@@ -27,6 +27,7 @@ def test_scan_export_report_chain(tmp_path):
     assert res.exit_code == 0, res.output
     assert "5 images scored" in res.output and "Worst labels first" in res.output
     assert "estimated label errors in the split" in res.output  # the calibrated scorer's summary
+    assert "p_error moved to this split's estimated share" in res.output  # the default shift
     rows = list(csv.DictReader(open(tmp_path / "csv" / "images.csv")))
     assert len(rows) == 5 and all(r["image"].startswith("train/images/") for r in rows)
     bad = runner.invoke(app, ["export", "--db", db, "--out", str(root / "inside")])

@@ -11,7 +11,7 @@ from labelaudit.data import open_source
 from labelaudit.data.classes import IGNORE_INDEX
 from labelaudit.scan.calibrate import calibration_path, candidate_truth
 from labelaudit.scan.calibrator import (
-    adjust, estimate_prior, expected_calibration_error, expected_precision_cutoff, histogram,
+    adjust, expected_calibration_error, expected_precision_cutoff, histogram, split_share,
     sampling_ece,
 )
 from labelaudit.scan.candidates import FEATURES, TeacherContext, find_candidates
@@ -210,18 +210,28 @@ def test_prior_adjustment_by_hand():
     assert adjust(np.array([0.5]), 0.1, 0.01)[0] == pytest.approx(0.0909 / 1.0909, rel=1e-3)
 
 
-def test_em_recovers_the_share_of_errors_of_a_new_split():
+def test_split_share_is_the_candidates_mean_probability():
+    # logit bins 0.1 wide: 0.2 and 0.8 sit in mirrored bins, so the mean of their centres is 0.5
+    assert split_share(histogram(np.array([0.2, 0.2, 0.8, 0.8])), 0.3) == pytest.approx(0.5, abs=1e-9)
+    assert split_share(histogram(np.array([0.9])), 0.3) == pytest.approx(0.9, abs=0.005)
+    assert split_share(np.zeros_like(histogram(np.array([0.5]))), 0.3) == 0.3  # no candidates
+
+
+def test_moving_to_the_split_share_brings_probabilities_towards_a_cleaner_split():
     rng = np.random.default_rng(0)
     n, true_prior, fit_prior = 40000, 0.05, 0.3
     y = rng.random(n) < true_prior
     x = np.where(y, rng.normal(1.0, 1.0, n), rng.normal(-1.0, 1.0, n))
     lr = np.exp(2 * x)  # N(1, 1) vs N(-1, 1)
     raw = fit_prior * lr / (fit_prior * lr + 1 - fit_prior)  # exact posteriors at the fit prior
-    est = estimate_prior(histogram(raw), fit_prior)
-    assert est == pytest.approx(true_prior, abs=0.01)
+    est = split_share(histogram(raw), fit_prior)
+    assert est == pytest.approx(raw.mean(), abs=0.002)
+    assert true_prior < est < fit_prior  # one step of EM: towards the split, short of it
     moved = adjust(raw, fit_prior, est)
-    assert expected_calibration_error(moved, y) < 0.02
-    assert expected_calibration_error(raw, y) > 0.1  # before the move: far too sure
+    assert expected_calibration_error(moved, y) < 0.7 * expected_calibration_error(raw, y)
+    # the list cut at 0.8 over-promises less after the move
+    listed = lambda p: y[p >= expected_precision_cutoff(p, 0.8)].mean()  # noqa: E731
+    assert listed(moved) > listed(raw) + 0.1
 
 
 def test_expected_precision_cutoff_and_ece_by_hand():
@@ -262,6 +272,17 @@ def test_the_lists_precision_by_chance_alone_by_hand():
     assert "(0.50-1.00 by" in listed_phrase({**est, "expected_precision": 0.9, "precision_spread": 0.4})
     assert listed_phrase({"n_listed": 0, "expected_precision": float("nan")}).startswith("0 findings")
 
+
+def test_the_summary_says_where_p_error_stands():
+    from labelaudit.scan.summary import shift_phrase
+
+    moved = shift_phrase({"prior_calibration": [0.498], "prior_split": [0.362]})
+    assert moved == "p_error moved to this split's estimated share of errors among candidates, 0.36 (calibration: 0.50)"
+    assert shift_phrase({"prior_calibration": [0.5], "prior_split": [0.5]}).endswith("calibration's share of errors among candidates (0.50)")
+    folds = shift_phrase({"prior_calibration": [0.4, 0.6], "prior_split": [0.3, 0.35]})
+    assert folds.endswith("0.30-0.35 (calibration: 0.40-0.60)")
+    assert shift_phrase({}) == ""  # a rules scan has no estimate
+
 @pytest.fixture(scope="module")
 def flipped(tmp_path_factory):
     base = tmp_path_factory.mktemp("calib")
@@ -281,7 +302,9 @@ def test_calibrated_scan_lists_the_planted_flip_with_a_high_p_error(flipped):
     assert path.exists() and path.with_suffix(".json").exists() and res.calibration_seconds > 0
     est = res.estimate
     assert est is not None and est.n_listed >= 1 and est.expected_precision >= 0.8
-    assert est.prior_split == est.prior_calibration  # no prior shift by default
+    # by default p_error moves to the split's share: 1 flip in 24 images is a cleaner split
+    # than the calibration's copies (1-3 errors in each)
+    assert 0.0 < est.prior_split[0] < est.prior_calibration[0]
     store = open_db(res.db_url)
     with store.session() as s:
         r = s.get(repo.Run, res.run_id)
@@ -302,13 +325,14 @@ def test_calibrated_scan_lists_the_planted_flip_with_a_high_p_error(flipped):
         assert r.progress["estimate"]["precision_spread"] == pytest.approx(
             1.96 * np.sqrt((q * (1 - q)).sum()) / len(q))
     store.close()
-    # the second scan reuses the calibration file (not refitted); with the prior shift, the
-    # split's share of errors (1 flip in 24 images) is estimated below the calibration's
+    # the second scan reuses the calibration file (not refitted); without the prior shift,
+    # p_error stays at the calibration's share
     mtime = path.stat().st_mtime_ns
     res2 = run_scan(ScanOptions(run_dir=run, db_url=str(run / "b.db"), progress=False,
-                                prior_shift=True), predict=oracle)
+                                prior_shift=False), predict=oracle)
     assert path.stat().st_mtime_ns == mtime
-    assert 0.0 < res2.estimate.prior_split[0] < res2.estimate.prior_calibration[0]
+    assert res2.estimate.prior_split == res2.estimate.prior_calibration
+    assert res2.estimate.expected_errors > est.expected_errors
 
 
 def test_finalising_twice_does_not_move_the_scores_twice(flipped):

@@ -25,7 +25,8 @@ from labelaudit.bench.scoring import (
 )
 from labelaudit.data.classes import IGNORE_INDEX
 from labelaudit.scan.calibrator import (
-    expected_calibration_error, expected_precision_cutoff, reliability, sampling_ece,
+    adjust, expected_calibration_error, expected_precision_cutoff, histogram, reliability,
+    sampling_ece, split_share,
 )
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,8 @@ class _Accumulator:
         self.listed_cutoff = -np.inf  # region P / R of the findings scoring >= this
         self.estimated_errors = float("nan")
         self.image_ids: list[int] = []  # the store's image ids, in update order
+        # (calibration's share, split's share) when the scan moved p_error between them
+        self.shift: tuple[float, float] | None = None
 
     def update(self, image_score: float, flagged: np.ndarray, pixel_score: np.ndarray,
                regions: list[np.ndarray], tmap: np.ndarray, valid: np.ndarray,
@@ -247,7 +250,9 @@ class _Accumulator:
         """Image AP, R @ P>=0.8 and (with a list) ECE and the list's expected and measured
         precision, every clean image counted `clean_weight` times: the same teacher and scores
         on a split where errors are rarer. The list is cut again as a scan of that split would
-        cut it. Empty when the split has no clean or no noisy image."""
+        cut it, its scores moved to that split's share first when the scan moved them (image AP
+        keeps the split's own image scores: such a move changed it by 0.001 at most, stop 32).
+        Empty when the split has no clean or no noisy image."""
         noisy = self.noisy
         if not noisy.any() or noisy.all():
             return {}
@@ -260,13 +265,22 @@ class _Accumulator:
         p, hit = self.regions.outcomes()
         if np.isfinite(self.listed_cutoff) and len(p):
             row_w = w[np.asarray(self.regions.ranked_image, np.int64)]
-            p, hit = np.repeat(np.clip(p, 0, 1), row_w), np.repeat(hit, row_w)
+            p, hit = self._shifted_again(np.repeat(np.clip(p, 0, 1), row_w)), np.repeat(hit, row_w)
             listed = p >= expected_precision_cutoff(p, LIST_TARGET)
             out["ece"] = expected_calibration_error(p, hit)
             if listed.any():
                 out["listed_expected_precision"] = float(p[listed].mean())
                 out["listed_precision"] = float(hit[listed].mean())
         return out
+
+    def _shifted_again(self, p: np.ndarray) -> np.ndarray:
+        """The scores a scan of the reweighted split would store: moved back to the
+        calibration's share, then to the share that split's candidates give (as `scan`)."""
+        if self.shift is None:
+            return p
+        calibration, split = self.shift
+        raw = adjust(p, split, calibration)
+        return adjust(raw, calibration, split_share(histogram(raw), calibration))
 
 
 class _CleanlabChunks:
@@ -358,8 +372,9 @@ def _from_store(db_url: str, run_id: int, seen: dict[int, tuple], listed_only: b
     try:
         with store.session() as s:
             run = s.get(Run, run_id)
-            acc.estimated_errors = float(((run.progress or {}).get("estimate") or {})
-                                         .get("expected_errors", float("nan")))
+            estimate = (run.progress or {}).get("estimate") or {}
+            acc.estimated_errors = float(estimate.get("expected_errors", float("nan")))
+            acc.shift = _single_shift(estimate)
             quality = dict(s.query(ImageScore.image_id, ImageScore.label_quality)
                            .filter(ImageScore.run_id == run_id).all())
             found = repo.findings_for_images(s, run, list(seen))
@@ -378,6 +393,16 @@ def _from_store(db_url: str, run_id: int, seen: dict[int, tuple], listed_only: b
     return acc
 
 
+def _single_shift(estimate: dict) -> tuple[float, float] | None:
+    """(calibration's share, split's share) of a one-teacher scan that moved p_error; None
+    when it did not. A K-fold scan moves each teacher's scores by its own share, which the
+    bench's rows do not keep: its rarer reading leaves the scores where that split had them."""
+    cal, split = estimate.get("prior_calibration") or [], estimate.get("prior_split") or []
+    if len(cal) > 1 and cal != split:
+        log.warning("bench: %d teachers' shares; the rarer reading is not moved again", len(cal))
+    return (float(cal[0]), float(split[0])) if len(cal) == 1 and cal != split else None
+
+
 def _margins_over_rules(methods: dict[str, MethodScores], accs: dict[str, _Accumulator]) -> None:
     """Each of our scorers' R @ P>=0.8 against the rules' (paired interval), when they ran."""
     rules = accs.get("rules")
@@ -393,7 +418,7 @@ def run_bench(run_dir: str | Path, teachers: tuple[str, ...] = ("csr", "dml"), *
               scorers: tuple[str, ...] = DEFAULT_SCORERS, db_url: str | None = None, split: str = "train",
               root: str | Path | None = None, batch_size: int = 8, limit: int | None = None,
               cleanlab_chunk: int = 64, tta: bool | None = None, progress: bool = True,
-              prior_shift: bool = False, scales: tuple[float, ...] | None = None) -> BenchReport:
+              prior_shift: bool = True, scales: tuple[float, ...] | None = None) -> BenchReport:
     """Per teacher, one fresh scan per scorer (listing every stored finding: precision 0), and
     cleanlab on the first scan's probabilities; everything scored against the known noise."""
     from labelaudit.confidence import self_confidence

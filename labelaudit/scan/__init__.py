@@ -6,11 +6,11 @@
 from __future__ import annotations
 
 from .score import KINDS, ConfidenceStats, ImageAudit, Region, ScanParams, audit_image, self_confidence
-from .summary import ScanSummary, listed_phrase, resolve_scan_run, summarize, write_csvs
+from .summary import ScanSummary, listed_phrase, resolve_scan_run, shift_phrase, summarize, write_csvs
 
 __all__ = [
     "KINDS", "ConfidenceStats", "ImageAudit", "Region", "ScanOptions", "ScanParams", "ScanResult",
-    "ScanSummary", "audit_image", "listed_phrase", "resolve_scan_run", "run_scan", "self_confidence",
+    "ScanSummary", "audit_image", "listed_phrase", "resolve_scan_run", "shift_phrase", "run_scan", "self_confidence",
     "summarize", "write_csvs",
 ]
 

@@ -3,9 +3,9 @@
 While streaming, every candidate of every image gets its raw probability from the teacher's
 calibration (`scan.calibrator`); candidates at or above `FLOOR` are stored as findings, all of
 them enter a histogram kept in the run's progress. When the scan ends, `finalise` (with
-`prior_shift`) estimates the split's share of errors among the stored candidates (EM) and moves
-every probability to it; by default p_error stays at the calibration's share (EM was measured
-to collapse on a training split: README). It keeps the findings whose list meets the expected
+`prior_shift`, the default) estimates the split's share of errors among the stored candidates
+(their mean raw probability, `calibrator.split_share`) and moves every probability to it;
+without, p_error stays at the calibration's share. It keeps the findings whose list meets the expected
 precision asked for, and sets each image's
 `label_quality` = P(no label error in the image) = prod(1 - p_error) over its stored
 candidates (those below the floor change it by a few per mille at most).
@@ -21,7 +21,7 @@ import numpy as np
 from labelaudit.confidence import self_confidence
 from labelaudit.data.classes import IGNORE_INDEX
 from labelaudit.scan.calibrator import (
-    FLOOR, Calibrator, adjust, bin_centres, estimate_prior, expected_precision_cutoff, histogram,
+    FLOOR, Calibrator, adjust, bin_centres, expected_precision_cutoff, histogram, split_share,
 )
 from labelaudit.scan.candidates import find_candidates
 from labelaudit.scan.score import ImageAudit, Region, top_class
@@ -94,7 +94,7 @@ class SplitEstimate:
     """What the calibrated scan concludes about the whole split (kept in the run's progress)."""
 
     prior_calibration: list[float]  # per teacher: share of errors among calibration candidates
-    prior_split: list[float]  # per teacher: EM estimate of that share in the scanned split
+    prior_split: list[float]  # per teacher: that share in the scanned split (estimated with the shift, else the calibration's)
     n_candidates: int
     expected_errors: float  # sum of p_error over every candidate of the split
     precision_target: float
@@ -118,18 +118,19 @@ def precision_spread(p: np.ndarray) -> float:
 
 def split_estimate(calibrators: list[Calibrator], hist: list[np.ndarray], shift: bool
                    ) -> tuple[list[float], float, int]:
-    """Per-teacher EM priors, the expected number of errors and the number of candidates.
+    """Per-teacher priors (the split's estimated share with `shift`, else the calibration's),
+    the expected number of errors and the number of candidates.
 
-    The prior is estimated among the candidates at or above FLOOR only (their share of errors
+    The share is estimated among the candidates at or above FLOOR only (their share of errors
     in the calibration is `Calibrator.prior`): the bulk below, tiny disagreements the teacher
     makes everywhere, is where held-out and training images differ most, and an EM over it
-    drove the estimate of a 15 %-noise training split to a seventh of the truth."""
+    once drove the estimate of a 15 %-noise training split to a seventh of the truth."""
     centres = bin_centres()
     stored = centres >= FLOOR
     priors, expected, n = [], 0.0, 0
     for cal, h in zip(calibrators, hist):
         h_stored = np.where(stored, h, 0)
-        prior = estimate_prior(h_stored, cal.prior) if shift else cal.prior
+        prior = split_share(h_stored, cal.prior) if shift else cal.prior
         priors.append(prior)
         expected += float((h_stored * adjust(centres, cal.prior, prior)).sum())
         n += int(np.asarray(h).sum())

@@ -77,7 +77,7 @@ class ScanOptions:
     calibration: CalibrationOptions = field(default_factory=CalibrationOptions)
     recalibrate: bool = False  # fit the calibration again even when the run folder has one
     purpose: str = "audit"  # "bench": a benchmark's scan, never the default of review / export
-    prior_shift: bool = False  # calibrated: move p_error to the split's estimated share of errors (EM)
+    prior_shift: bool = True  # calibrated: move p_error to the split's estimated share of errors
     checkpoints: tuple[Path, ...] = ()  # checkpoint files (ours or the reference's) as the teacher
     probs: tuple[Path, ...] = ()  # probability-map folders (teachers.probs) as the teacher
     dataset: str | None = None  # dataset kind for checkpoint / probs teachers (with `root`)

@@ -157,6 +157,19 @@ def write_csvs(store: Store, run_id: int, out: str | Path) -> tuple[Path, Path]:
     return out / "images.csv", out / "findings.csv"
 
 
+def shift_phrase(estimate: dict) -> str:
+    """Where p_error stands: at the split's estimated share of errors among the stored
+    candidates, or at the calibration's (one teacher's shares; the range over K-fold ones)."""
+    cal, split = estimate.get("prior_calibration") or [], estimate.get("prior_split") or []
+    if not cal:
+        return ""
+    span = lambda xs: f"{min(xs):.2f}" if max(xs) - min(xs) < 0.005 else f"{min(xs):.2f}-{max(xs):.2f}"  # noqa: E731
+    if cal == split:
+        return f"p_error at the calibration's share of errors among candidates ({span(cal)})"
+    return (f"p_error moved to this split's estimated share of errors among candidates, "
+            f"{span(split)} (calibration: {span(cal)})")
+
+
 def listed_phrase(estimate: dict) -> str:
     """"N findings at expected precision P (a-b by chance alone)" for a calibrated scan's
     estimate (`scan.calibrated.SplitEstimate` as JSON; scans before stop 29 have no spread)."""
