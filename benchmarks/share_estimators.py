@@ -1,0 +1,111 @@
+#!/usr/bin/env python
+"""Other ways to read a split's share of errors from its raw p_error, beside `split_share`.
+
+    python benchmarks/share_estimators.py --run R --root S [--run R2 --root S2 ...]
+
+Reads finished `labelaudit bench` runs the way `prior_shift.py` does (every stored candidate's
+raw p_error, whether it matches a true error, its image) and, at the split's own share of noisy
+images and as if 10 % were noisy, compares where each estimate puts the scores:
+
+- `one step`: today's default, the odds moved from the calibration's share to the mean raw
+  probability (`calibrator.split_share`);
+- `image anchor`: images without any candidate at raw p >= 0.5 taken as clean, their mean
+  number of candidates as every image's clean candidates; share = 1 - clean / all candidates;
+  the scores then moved by one logit offset so that their mean is that share;
+- `two normals`: a two-component normal mixture on the raw logits (scikit-learn), the weight
+  of the higher component as the share, moved the same way;
+- `measured`: the same move to the measured share, which no scan can know: what the best
+  single offset could give.
+
+Each with its ECE and the list cut at 0.8 (listed @ measured precision); the last line the mean
+and worst ECE of each over every reading. A development study: it changes no default.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import brentq
+from sklearn.mixture import GaussianMixture
+
+from labelaudit.bench.run import RARER_SHARE, clean_weight
+from labelaudit.scan.calibrator import (adjust, expected_calibration_error,
+                                        expected_precision_cutoff, logit)
+
+from prior_shift import outcomes
+
+ANCHOR = 0.5  # an image with no candidate at or above this raw p counts as clean
+METHODS = ("one step", "image anchor", "two normals", "measured")
+
+
+def offset_to_mean(p: np.ndarray, share: float) -> np.ndarray:
+    """`p` moved by the one logit offset that makes its mean `share`."""
+    z = logit(p)
+
+    def gap(s: float) -> float:
+        return float((1 / (1 + np.exp(-(z + s)))).mean() - share)
+
+    return 1 / (1 + np.exp(-(z + brentq(gap, -20.0, 20.0))))
+
+
+def anchored_share(p: np.ndarray, image: np.ndarray, weight: np.ndarray) -> float:
+    """1 - (clean images' mean candidate count x images) / candidates; weight: per image."""
+    n = len(weight)
+    count = np.bincount(image, minlength=n)
+    top = np.zeros(n)
+    np.maximum.at(top, image, p)
+    clean = top < ANCHOR
+    per_image = (count * weight)[clean].sum() / max(weight[clean].sum(), 1)
+    return float(np.clip(1 - per_image * weight.sum() / (count * weight).sum(), 0.01, 0.99))
+
+
+def mixture_share(p: np.ndarray) -> float:
+    g = GaussianMixture(2, random_state=0).fit(logit(p)[:, None])
+    return float(g.weights_[int(np.argmax(g.means_[:, 0]))])
+
+
+def _list(p: np.ndarray, hit: np.ndarray) -> str:
+    keep = p >= expected_precision_cutoff(p, 0.8)
+    return f"{int(keep.sum())} @ {hit[keep].mean():.3f}" if keep.any() else "0"
+
+
+def readings(name: str, o: dict, eces: dict[str, list[float]]) -> list[str]:
+    out = []
+    for reading, k in (("own share", 1), (f"as if {RARER_SHARE:.0%} noisy", clean_weight(o["noisy"], RARER_SHARE))):
+        wi = np.where(o["noisy"], 1, k)  # each image counted this many times
+        w = wi[o["image"]]
+        p, hit = np.repeat(o["p"], w), np.repeat(o["hit"], w)
+        moved = {"one step": adjust(p, o["prior"], p.mean()),
+                 "image anchor": offset_to_mean(p, anchored_share(o["p"], o["image"], wi)),
+                 "two normals": offset_to_mean(p, mixture_share(p)),
+                 "measured": offset_to_mean(p, hit.mean())}
+        cells = [name, reading, f"{hit.mean():.3f}"]
+        for m in METHODS:
+            q = moved[m]
+            e = expected_calibration_error(q, hit)
+            eces.setdefault(m, []).append(e)
+            cells += [f"{q.mean():.3f}", f"{e:.3f}", _list(q, hit)]
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run", action="append", required=True, type=Path, help="a benched run folder")
+    ap.add_argument("--root", action="append", required=True, type=Path, help="its dataset root")
+    a = ap.parse_args()
+    if len(a.run) != len(a.root):
+        raise SystemExit("give one --root per --run")
+    head = ["run", "reading", "errors among stored"] + [f"{m}: {c}" for m in METHODS
+                                                       for c in ("share", "ECE", "list at 0.8")]
+    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+    eces: dict[str, list[float]] = {}
+    for run, root in zip(a.run, a.root):
+        print("\n".join(readings(run.name, outcomes(run, root), eces)), flush=True)
+    print("\nECE over every reading, mean / worst: " + "; ".join(
+        f"{m} {np.mean(v):.3f} / {np.max(v):.3f}" for m, v in eces.items()))
+
+
+if __name__ == "__main__":
+    main()
