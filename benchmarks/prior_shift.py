@@ -82,7 +82,8 @@ def _train_format(db: Path) -> str:
     return json.loads(config[0])["data"]["dataset"]
 
 
-def _list(p: np.ndarray, hit: np.ndarray) -> str:
+def list_cell(p: np.ndarray, hit: np.ndarray) -> str:
+    """The list cut at a stated 0.8: "listed at expected / measured precision", or "0"."""
     keep = p >= expected_precision_cutoff(p, 0.8)
     if not keep.any():
         return "0"
@@ -98,22 +99,28 @@ def rows(name: str, o: dict) -> list[str]:
         cells = [name, reading, f"{hit.mean():.3f}", f"{p.mean():.3f}", f"{o['prior']:.3f}"]
         for to in (None, em, split_share(histogram(p), o["prior"])):
             q = p if to is None else adjust(p, o["prior"], to)
-            cells += ([] if to is None else [f"{to:.3f}"]) + [f"{expected_calibration_error(q, hit):.3f}", _list(q, hit)]
+            cells += ([] if to is None else [f"{to:.3f}"]) + [f"{expected_calibration_error(q, hit):.3f}", list_cell(q, hit)]
         out.append("| " + " | ".join(cells) + " |")
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def benched_runs(description: str) -> list[tuple[Path, Path]]:
+    """(run folder, dataset root) pairs from the command line's --run R --root S ..."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--run", action="append", required=True, type=Path, help="a benched run folder")
     ap.add_argument("--root", action="append", required=True, type=Path, help="its dataset root")
     a = ap.parse_args()
     if len(a.run) != len(a.root):
         raise SystemExit("give one --root per --run")
+    return list(zip(a.run, a.root))
+
+
+def main() -> None:
+    runs = benched_runs(__doc__.split("\n\n")[0])
     print("| run | reading | errors among stored | mean p_error | calibration's share | ECE | list at 0.8 "
           "| EM share | ECE | list | mean-p share | ECE | list |")
     print("|" + "---|" * 13)
-    for run, root in zip(a.run, a.root):
+    for run, root in runs:
         print("\n".join(rows(run.name, outcomes(run, root))), flush=True)
 
 

@@ -17,12 +17,11 @@ images and as if 10 % were noisy, compares where each estimate puts the scores:
 - `measured`: the same move to the measured share, which no scan can know: what the best
   single offset could give.
 
-Each with its ECE and the list cut at 0.8 (listed @ measured precision); the last line the mean
-and worst ECE of each over every reading. A development study: it changes no default.
+Each with the scores' mean after the move, their ECE and the list cut at 0.8 (listed at expected
+/ measured precision); the last line the mean and worst ECE of each over every reading. A development study: it changes no default.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +29,9 @@ from scipy.optimize import brentq
 from sklearn.mixture import GaussianMixture
 
 from labelaudit.bench.run import RARER_SHARE, clean_weight
-from labelaudit.scan.calibrator import (adjust, expected_calibration_error,
-                                        expected_precision_cutoff, logit)
+from labelaudit.scan.calibrator import adjust, expected_calibration_error, logit
 
-from prior_shift import outcomes
+from prior_shift import benched_runs, list_cell, outcomes
 
 ANCHOR = 0.5  # an image with no candidate at or above this raw p counts as clean
 METHODS = ("one step", "image anchor", "two normals", "measured")
@@ -61,13 +59,9 @@ def anchored_share(p: np.ndarray, image: np.ndarray, weight: np.ndarray) -> floa
 
 
 def mixture_share(p: np.ndarray) -> float:
+    """The weight of the higher of two normal components fitted to the raw logits."""
     g = GaussianMixture(2, random_state=0).fit(logit(p)[:, None])
     return float(g.weights_[int(np.argmax(g.means_[:, 0]))])
-
-
-def _list(p: np.ndarray, hit: np.ndarray) -> str:
-    keep = p >= expected_precision_cutoff(p, 0.8)
-    return f"{int(keep.sum())} @ {hit[keep].mean():.3f}" if keep.any() else "0"
 
 
 def readings(name: str, o: dict, eces: dict[str, list[float]]) -> list[str]:
@@ -85,23 +79,18 @@ def readings(name: str, o: dict, eces: dict[str, list[float]]) -> list[str]:
             q = moved[m]
             e = expected_calibration_error(q, hit)
             eces.setdefault(m, []).append(e)
-            cells += [f"{q.mean():.3f}", f"{e:.3f}", _list(q, hit)]
+            cells += [f"{q.mean():.3f}", f"{e:.3f}", list_cell(q, hit)]
         out.append("| " + " | ".join(cells) + " |")
     return out
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--run", action="append", required=True, type=Path, help="a benched run folder")
-    ap.add_argument("--root", action="append", required=True, type=Path, help="its dataset root")
-    a = ap.parse_args()
-    if len(a.run) != len(a.root):
-        raise SystemExit("give one --root per --run")
+    runs = benched_runs(__doc__.split("\n\n")[0])
     head = ["run", "reading", "errors among stored"] + [f"{m}: {c}" for m in METHODS
-                                                       for c in ("share", "ECE", "list at 0.8")]
+                                                       for c in ("mean p_error after", "ECE", "list at 0.8")]
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     eces: dict[str, list[float]] = {}
-    for run, root in zip(a.run, a.root):
+    for run, root in runs:
         print("\n".join(readings(run.name, outcomes(run, root), eces)), flush=True)
     print("\nECE over every reading, mean / worst: " + "; ".join(
         f"{m} {np.mean(v):.3f} / {np.max(v):.3f}" for m, v in eces.items()))
