@@ -90,11 +90,18 @@ def list_cell(p: np.ndarray, hit: np.ndarray) -> str:
     return f"{int(keep.sum())} at {p[keep].mean():.3f} / {hit[keep].mean():.3f}"
 
 
+def readings(o: dict):
+    """Yields (reading, times each image is counted, p, hit) at the split's own share of noisy
+    images and as if RARER_SHARE were noisy (each clean image counted `clean_weight` times)."""
+    for reading, k in (("own share", 1), (f"as if {RARER_SHARE:.0%} noisy", clean_weight(o["noisy"], RARER_SHARE))):
+        counts = np.where(o["noisy"], 1, k)
+        w = counts[o["image"]]
+        yield reading, counts, np.repeat(o["p"], w), np.repeat(o["hit"], w)
+
+
 def rows(name: str, o: dict) -> list[str]:
     out = []
-    for reading, k in (("own share", 1), (f"as if {RARER_SHARE:.0%} noisy", clean_weight(o["noisy"], RARER_SHARE))):
-        w = np.where(o["noisy"], 1, k)[o["image"]]
-        p, hit = np.repeat(o["p"], w), np.repeat(o["hit"], w)
+    for reading, _, p, hit in readings(o):
         em = em_share(histogram(p), o["prior"])
         cells = [name, reading, f"{hit.mean():.3f}", f"{p.mean():.3f}", f"{o['prior']:.3f}"]
         for to in (None, em, split_share(histogram(p), o["prior"])):

@@ -8,7 +8,7 @@ raw p_error, whether it matches a true error, its image) and, at the split's own
 images and as if 10 % were noisy, compares where each estimate puts the scores:
 
 - `one step`: today's default, the odds moved from the calibration's share to the mean raw
-  probability (`calibrator.split_share`);
+  probability (`calibrator.split_share`, on the scan's histogram, as in `prior_shift.py`);
 - `image anchor`: images without any candidate at raw p >= 0.5 taken as clean, their mean
   number of candidates as every image's clean candidates; share = 1 - clean / all candidates;
   the scores then moved by one logit offset so that their mean is that share;
@@ -18,20 +18,20 @@ images and as if 10 % were noisy, compares where each estimate puts the scores:
   single offset could give.
 
 Each with the scores' mean after the move, their ECE and the list cut at 0.8 (listed at expected
-/ measured precision); the last line the mean and worst ECE of each over every reading. A development study: it changes no default.
+/ measured precision); the last line the mean and worst ECE of each over every reading. A
+development study: it changes no default.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from scipy.optimize import brentq
+from scipy.special import expit
 from sklearn.mixture import GaussianMixture
 
-from labelaudit.bench.run import RARER_SHARE, clean_weight
-from labelaudit.scan.calibrator import adjust, expected_calibration_error, logit
+from labelaudit.scan.calibrator import (adjust, expected_calibration_error, histogram, logit,
+                                        split_share)
 
-from prior_shift import benched_runs, list_cell, outcomes
+from prior_shift import benched_runs, list_cell, outcomes, readings
 
 ANCHOR = 0.5  # an image with no candidate at or above this raw p counts as clean
 METHODS = ("one step", "image anchor", "two normals", "measured")
@@ -40,15 +40,12 @@ METHODS = ("one step", "image anchor", "two normals", "measured")
 def offset_to_mean(p: np.ndarray, share: float) -> np.ndarray:
     """`p` moved by the one logit offset that makes its mean `share`."""
     z = logit(p)
-
-    def gap(s: float) -> float:
-        return float((1 / (1 + np.exp(-(z + s)))).mean() - share)
-
-    return 1 / (1 + np.exp(-(z + brentq(gap, -20.0, 20.0))))
+    return expit(z + brentq(lambda s: float(expit(z + s).mean() - share), -20.0, 20.0))
 
 
 def anchored_share(p: np.ndarray, image: np.ndarray, weight: np.ndarray) -> float:
-    """1 - (clean images' mean candidate count x images) / candidates; weight: per image."""
+    """1 - (clean images' mean candidate count x images) / candidates, each image counted
+    `weight` times (p and image: one entry per stored candidate, uncounted)."""
     n = len(weight)
     count = np.bincount(image, minlength=n)
     top = np.zeros(n)
@@ -64,14 +61,11 @@ def mixture_share(p: np.ndarray) -> float:
     return float(g.weights_[int(np.argmax(g.means_[:, 0]))])
 
 
-def readings(name: str, o: dict, eces: dict[str, list[float]]) -> list[str]:
+def rows(name: str, o: dict, eces: dict[str, list[float]]) -> list[str]:
     out = []
-    for reading, k in (("own share", 1), (f"as if {RARER_SHARE:.0%} noisy", clean_weight(o["noisy"], RARER_SHARE))):
-        wi = np.where(o["noisy"], 1, k)  # each image counted this many times
-        w = wi[o["image"]]
-        p, hit = np.repeat(o["p"], w), np.repeat(o["hit"], w)
-        moved = {"one step": adjust(p, o["prior"], p.mean()),
-                 "image anchor": offset_to_mean(p, anchored_share(o["p"], o["image"], wi)),
+    for reading, counts, p, hit in readings(o):
+        moved = {"one step": adjust(p, o["prior"], split_share(histogram(p), o["prior"])),
+                 "image anchor": offset_to_mean(p, anchored_share(o["p"], o["image"], counts)),
                  "two normals": offset_to_mean(p, mixture_share(p)),
                  "measured": offset_to_mean(p, hit.mean())}
         cells = [name, reading, f"{hit.mean():.3f}"]
@@ -91,7 +85,7 @@ def main() -> None:
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     eces: dict[str, list[float]] = {}
     for run, root in runs:
-        print("\n".join(readings(run.name, outcomes(run, root), eces)), flush=True)
+        print("\n".join(rows(run.name, outcomes(run, root), eces)), flush=True)
     print("\nECE over every reading, mean / worst: " + "; ".join(
         f"{m} {np.mean(v):.3f} / {np.max(v):.3f}" for m, v in eces.items()))
 
