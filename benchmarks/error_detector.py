@@ -21,11 +21,11 @@ ranks (the rule fixed before the reading: `benchmarks/results/stop35/rule_detect
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import time
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import rankdata
 
 from labelaudit.bench.scoring import NOISE_TYPES, average_precision
 
@@ -84,22 +84,24 @@ def _inputs(image: np.ndarray, label: np.ndarray, num_classes: int):
     return torch.cat([x, onehot * (lab != 255)], 0)
 
 
-def _batch(pool: list, rng: np.random.Generator, n: int, num_classes: int, swap: np.ndarray,
-           pairs: tuple) -> tuple:
+def _batch(pool: list, rng: np.random.Generator, n: int, classes) -> tuple:
     """n corrupted copies (15 % left intact): inputs, changed pixels, valid pixels."""
     import torch
 
+    from labelaudit.data import flip_label
     from labelaudit.data.corrupt import corrupt
 
+    num_classes = classes.num_classes
     xs, ys, ms = [], [], []
     for _ in range(n):
         _, image, label = pool[int(rng.integers(len(pool)))]
         if rng.random() < 0.5:
-            image, label = image[:, ::-1], swap[label[:, ::-1]]
+            image, label = image[:, ::-1], flip_label(label, classes)
         lit = image.astype(np.float32) * rng.uniform(0.8, 1.2) + rng.uniform(-20, 20)
         image = np.ascontiguousarray(np.clip(lit, 0, 255).astype(np.uint8))
         label = np.ascontiguousarray(label)
-        bad, _ = corrupt(label, rng, num_classes, pairs, events=None if rng.random() > 0.15 else 0)
+        bad, _ = corrupt(label, rng, num_classes, classes.flip_pairs,
+                         events=None if rng.random() > 0.15 else 0)
         xs.append(_inputs(image, bad, num_classes))
         ys.append(torch.from_numpy(bad != label).float())
         ms.append(torch.from_numpy(label != 255))
@@ -113,15 +115,12 @@ def train_detector(pool: list, classes, steps: int, width: int, batch: int = 12)
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    swap = np.arange(256, dtype=np.uint8)
-    for a, b in classes.flip_pairs:
-        swap[a], swap[b] = b, a
     net = _unet(3 + classes.num_classes, width)
     opt = torch.optim.AdamW(net.parameters(), 2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=steps, pct_start=0.1)
     t0 = time.time()
     for step in range(steps):
-        x, y, m = _batch(pool, rng, batch, classes.num_classes, swap, classes.flip_pairs)
+        x, y, m = _batch(pool, rng, batch, classes)
         loss = F.binary_cross_entropy_with_logits(net(x), y, reduction="none",
                                                   pos_weight=torch.tensor(3.0))
         loss = (loss * m).sum() / m.sum()
@@ -155,31 +154,36 @@ def score_fold(root: Path, fold: int, steps: int, width: int, out: Path) -> None
 
 
 def _truth(root: Path) -> dict[str, set[str]]:
-    """Training image relpath -> the kinds of error in its label (empty: clean)."""
-    from labelaudit.data import open_source, read_label
+    """Training image relpath -> the kinds of error in its label (empty: clean), read the way
+    the bench reads them (`bench.run._Truth`: the generator's types where the label is wrong)."""
+    from labelaudit.bench.run import _Truth
+    from labelaudit.data import open_source
 
-    src = open_source("synthetic", root)
+    src, truth = open_source("synthetic", root), _Truth()
     out = {}
     for r in src.records("train"):
-        f = Path(root) / "noise_types" / f"{r.id}.png"
-        codes = np.unique(read_label(f)) if f.is_file() else []
-        out[str(src.image_relpath(r))] = {NOISE_TYPES[int(c)] for c in codes if c}
+        codes = np.unique(truth.type_map(r, src.load_label(r)))
+        out[str(src.image_relpath(r))] = {NOISE_TYPES.get(int(c), "unknown") for c in codes if c}
     return out
 
 
 def _teacher_scores(db: Path) -> dict[str, float]:
-    """Image relpath -> 1 - label_quality of the newest finished (done) scan in the SQLite store."""
-    con = sqlite3.connect(db)
-    rows = con.execute(
-        "SELECT i.image_relpath, s.label_quality FROM image_scores s "
-        "JOIN images i ON i.id = s.image_id WHERE s.run_id = (SELECT max(id) FROM runs "
-        "WHERE kind = 'scan' AND status = 'done')").fetchall()
-    con.close()
-    return {path: 1.0 - q for path, q in rows}
+    """Image relpath -> 1 - label_quality of the store's newest finished scan."""
+    from labelaudit.store import open_db
+    from labelaudit.store.repo import images_by_id, latest_run, scan_scores
+
+    with open_db(db, must_exist=True) as store, store.session() as session:
+        run = latest_run(session, "scan", status="done")
+        if run is None:
+            raise SystemExit(f"{db}: no finished scan")
+        _, quality = scan_scores(session, run)
+        paths = {im.id: im.image_relpath for im in images_by_id(session, list(quality))}
+    return {paths[i]: 1.0 - q for i, q in quality.items()}
 
 
 def _rank(x: np.ndarray) -> np.ndarray:
-    return np.argsort(np.argsort(x, kind="stable"), kind="stable") / max(len(x) - 1, 1)
+    """Each score's rank in [0, 1], ties in order of appearance."""
+    return (rankdata(x, method="ordinal") - 1) / max(len(x) - 1, 1)
 
 
 def combine(root: Path, folds: Path, db: Path) -> None:
